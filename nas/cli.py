@@ -1,0 +1,67 @@
+"""The ``nas`` command line: one sub-command per module in :mod:`nas.commands`.
+
+Each command module exposes ``add_parser(subparsers)`` and ``run(args) -> int``. Modules are
+imported lazily so that ``nas --help`` and cheap commands do not pay for torch / Ray / MLflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from nas.errors import EXIT_USAGE, UsageError
+
+# name -> one-line help; the module is nas.commands.<name>
+COMMANDS: dict[str, str] = {
+    "search": "sample and evaluate architectures under a budget",
+    "leaderboard": "show the trials of a search without running anything",
+    "train": "train one architecture spec (no Ray, no tracking)",
+    "arch": "inspect an architecture spec (parameters, MACs, shapes)",
+    "space": "check a search-space file",
+    "retrain": "retrain the best (or a chosen) architecture of a search",
+    "export": "export a retrained model to ONNX / TorchScript, verified and registered",
+    "predict": "classify inputs with an exported model",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad arguments as one line with exit code 2 (its default)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"nas: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser, with every available command registered."""
+    parser = _Parser(prog="nas", description="Neural-architecture search over classic CNN blocks.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"nas.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"nas.commands.{name}":
+                continue  # command not shipped in this build
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``nas`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"nas: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("nas: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
