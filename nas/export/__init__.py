@@ -1,0 +1,22 @@
+"""Export a retrained model: ONNX / TorchScript / state_dict files, verified against PyTorch,
+with a model card; ``nas predict`` loads them back."""
+
+from nas.export.api import FORMATS, ExportResult, export_checkpoint, parse_formats
+from nas.export.loaders import ExportedModel, ExportFileError, load_export
+from nas.export.model import DeployableModel, input_shape, load_model_from_checkpoint
+from nas.export.verify import VerificationError, verify_export
+
+__all__ = [
+    "FORMATS",
+    "DeployableModel",
+    "ExportFileError",
+    "ExportResult",
+    "ExportedModel",
+    "VerificationError",
+    "export_checkpoint",
+    "input_shape",
+    "load_export",
+    "load_model_from_checkpoint",
+    "parse_formats",
+    "verify_export",
+]

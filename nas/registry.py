@@ -1,0 +1,147 @@
+"""MLflow helpers for exports: find retrain runs and their checkpoints, register exports.
+
+The registry lives in the same store as the tracking data (``sqlite:///<workdir>/mlflow.db``
+by default). ``mlflow.register_model("runs:/...")`` in MLflow 3 only accepts LoggedModels, and
+``mlflow.onnx.log_model`` infers pip requirements (slow, wants the network), so exports are
+logged as a plain artifact folder of a run nested under the retrain run and registered with
+``MlflowClient.create_model_version(source=<that folder>)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nas.errors import UsageError
+
+ARTIFACT_DIR = "export"
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """One model version in the registry, and the run holding its files."""
+
+    name: str
+    version: str
+    run_id: str
+    source: str
+
+
+def tracking_uri_for(workdir: str | Path) -> str:
+    """The embedded tracking / registry store of a workdir."""
+    return f"sqlite:///{Path(workdir).resolve() / 'mlflow.db'}"
+
+
+def _artifact_location(tracking_uri: str) -> str | None:
+    """``<workdir>/mlartifacts`` next to an SQLite store; the server's default otherwise."""
+    if tracking_uri.startswith("sqlite:///"):
+        return str(Path(tracking_uri[len("sqlite:///") :]).parent / "mlartifacts")
+    return None
+
+
+def _client(tracking_uri: str):
+    from mlflow import MlflowClient
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def checkpoint_of_run(run_id: str, tracking_uri: str) -> Path:
+    """The checkpoint path a retrain run recorded in its ``nas.checkpoint`` tag (or param)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = _client(tracking_uri).get_run(run_id)
+    except MlflowException as exc:
+        raise UsageError(f"--run {run_id!r}: no such run in {tracking_uri}") from exc
+    path = run.data.tags.get("nas.checkpoint") or run.data.params.get("nas.checkpoint")
+    if not path:
+        raise UsageError(
+            f"--run {run_id!r}: the run has no 'nas.checkpoint' tag (is it a retrain run?)"
+        )
+    return Path(path)
+
+
+def best_retrain_run(study: str, tracking_uri: str) -> str:
+    """The retrain run of ``study`` with the highest test_acc (the newest among equals)."""
+    client = _client(tracking_uri)
+    exp = client.get_experiment_by_name(study)
+    if exp is None:
+        raise UsageError(f"--name {study!r}: no MLflow experiment of that name in {tracking_uri}")
+    runs = client.search_runs(
+        [exp.experiment_id],
+        filter_string="tags.`nas.role` = 'retrain' and attributes.status = 'FINISHED'",
+        order_by=["metrics.test_acc DESC", "attributes.start_time DESC"],
+        max_results=1,
+    )
+    runs = [r for r in runs if "test_acc" in r.data.metrics]
+    if not runs:
+        raise UsageError(
+            f"--best: study {study!r} has no finished retrain run with a test_acc (run `nas retrain` first)"
+        )
+    return runs[0].info.run_id
+
+
+def _export_run(
+    client: Any, study: str, parent_run_id: str | None, tracking_uri: str, tags: dict[str, str]
+):
+    """A run for the export files: nested under the retrain run when it is in this store."""
+    from mlflow.exceptions import MlflowException
+
+    parent = None
+    if parent_run_id:
+        try:
+            parent = client.get_run(parent_run_id)
+        except MlflowException:
+            parent = None
+    if parent is not None:
+        experiment_id = parent.info.experiment_id
+        tags = {**tags, "mlflow.parentRunId": parent_run_id}
+    else:
+        exp = client.get_experiment_by_name(study)
+        experiment_id = (
+            exp.experiment_id
+            if exp is not None
+            else client.create_experiment(study, artifact_location=_artifact_location(tracking_uri))
+        )
+    return client.create_run(
+        experiment_id, tags={**tags, "mlflow.runName": "export", "nas.role": "export"}
+    )
+
+
+def register_export(
+    files: dict[str, Path],
+    model_card: Path,
+    *,
+    name: str,
+    tracking_uri: str,
+    study: str,
+    parent_run_id: str | None = None,
+    tags: dict[str, Any] | None = None,
+) -> RegisteredVersion:
+    """Log ``files`` and the card as artifacts of an export run, then add a new version of
+    registered model ``name`` (created when missing) pointing at them, tagged with ``tags``."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(tracking_uri)
+    str_tags = {str(k): str(v) for k, v in (tags or {}).items()}
+    run = _export_run(client, study, parent_run_id, tracking_uri, str_tags)
+    run_id = run.info.run_id
+    try:
+        for path in [*files.values(), model_card]:
+            client.log_artifact(run_id, str(path), ARTIFACT_DIR)
+        client.set_terminated(run_id, "FINISHED")
+    except Exception:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{ARTIFACT_DIR}"
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(
+            name, description="Architectures found by nas search, exported and verified."
+        )
+    mv = client.create_model_version(name, source, run_id=run_id, tags=str_tags)
+    return RegisteredVersion(name=name, version=str(mv.version), run_id=run_id, source=source)
