@@ -1,0 +1,27 @@
+"""Who evaluates: data sets, augmentation, the training engine, checkpoints and latency.
+
+Imports only torch, numpy and the standard library (scikit-learn / Pillow lazily inside
+their loaders, ``search_spaces`` lazily when given a spec, Ray only in ``workers.trainable``).
+"""
+
+from workers.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from workers.data import DataError, Dataset, get_dataset, list_datasets, load_dataset
+from workers.engine import EpochMetrics, TrainResult, train
+from workers.latency import measure_latency
+from workers.settings import TrainSettings
+
+__all__ = [
+    "CheckpointError",
+    "DataError",
+    "Dataset",
+    "EpochMetrics",
+    "TrainResult",
+    "TrainSettings",
+    "get_dataset",
+    "list_datasets",
+    "load_checkpoint",
+    "load_dataset",
+    "measure_latency",
+    "save_checkpoint",
+    "train",
+]
