@@ -1,0 +1,42 @@
+"""``nas leaderboard``: the trials of a search, best first, read from its Optuna study."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from nas.config import DEFAULT_NAME, DEFAULT_WORKDIR, default_storage
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "leaderboard",
+        help="show the trials of a search without running anything",
+        description=__doc__,
+    )
+    p.add_argument("--workdir", default=DEFAULT_WORKDIR)
+    p.add_argument("--name", default=DEFAULT_NAME)
+    p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///WORKDIR/optuna.db)")
+    p.add_argument(
+        "--limit", type=int, default=20, help="rows in the table (default 20; --json prints all)"
+    )
+    p.add_argument("--json", action="store_true", help="a JSON list of every trial")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nas.errors import UsageError
+    from nas.results import format_table, load_study, trial_records
+
+    workdir = Path(args.workdir)
+    if not args.storage and not (workdir / "optuna.db").is_file():
+        raise UsageError(f"--workdir {args.workdir!r}: no search found there (no optuna.db)")
+    study = load_study(args.storage or default_storage(workdir), args.name)
+    records = trial_records(study)
+    if args.json:
+        print(json.dumps([r.to_json() for r in records], indent=2))
+        return 0
+    multi = len(study.directions) > 1
+    print(format_table(records, limit=args.limit, multi=multi))
+    return 0

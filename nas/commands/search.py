@@ -1,0 +1,126 @@
+"""``nas search``: sample architectures with Optuna, evaluate them on Ray, track them in MLflow."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from nas.config import DEFAULT_NAME, DEFAULT_WORKDIR, SAMPLERS, SCHEDULERS
+
+EPILOG = """budgets: 90s, 30m, 2h (wall clock) | 50trials | 4gpu-h, 2cpu-h (device hours)
+examples:
+  nas search --budget 3m                                   # digits, the default image space
+  nas search --budget 30m --dataset fashion-mnist --data-dir DATA/fashion-mnist
+  nas search --budget 20trials --objective accuracy,params --sampler nsga2
+  nas search --resume                                      # continue the search in ./nas-work
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "search",
+        help="sample and evaluate architectures under a budget",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--budget",
+        help="wall clock (90s, 30m, 2h), trials (50trials) or device hours (4gpu-h, 2cpu-h)",
+    )
+    p.add_argument(
+        "--dataset",
+        default="digits",
+        help="a dataset name (digits, mnist, fashion-mnist, cifar10, ...) or a path (default: digits)",
+    )
+    p.add_argument("--data-dir", help="folder of the dataset's files")
+    p.add_argument(
+        "--space",
+        help="a shipped space name or a YAML file (default: follows the data's dimensionality)",
+    )
+    p.add_argument(
+        "--objective",
+        default="accuracy",
+        help="accuracy[,params|macs|latency] (several = multi-objective, Pareto front)",
+    )
+    p.add_argument("--max-params", help="reject specs with more parameters (e.g. 500k, 2M)")
+    p.add_argument("--max-macs", help="reject specs with more multiply-accumulates (e.g. 50M)")
+    p.add_argument("--name", default=DEFAULT_NAME, help=f"study name (default: {DEFAULT_NAME})")
+    p.add_argument(
+        "--workdir",
+        default=DEFAULT_WORKDIR,
+        help=f"state of the embedded default (default: ./{DEFAULT_WORKDIR})",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue the search of this --name in --workdir"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--sampler", choices=SAMPLERS, default="tpe", help="Optuna sampler (default: tpe)"
+    )
+    p.add_argument(
+        "--scheduler", choices=SCHEDULERS, default="asha", help="early stopping (default: asha)"
+    )
+    p.add_argument(
+        "--epochs", type=int, default=12, help="most epochs a trial trains (default: 12)"
+    )
+    p.add_argument(
+        "--grace-epochs",
+        type=int,
+        default=2,
+        help="fewest epochs before a trial can be stopped (default: 2)",
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of training data held out for validation",
+    )
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument(
+        "--gpus-per-trial",
+        type=float,
+        default=None,
+        help="fractions pack several trials on one GPU (default: 1 if CUDA, else 0)",
+    )
+    p.add_argument(
+        "--max-concurrent", type=int, help="trials at once (default: what the resources allow)"
+    )
+    p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///WORKDIR/optuna.db)")
+    p.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default: sqlite:///WORKDIR/mlflow.db)"
+    )
+    p.add_argument("--ray-address", help="an existing Ray cluster (default: start a local Ray)")
+    p.add_argument("--json", action="store_true", help="print the leaderboard as JSON at the end")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nas.prepare import prepare_search
+
+    cfg, space, spent = prepare_search(args)  # every UsageError happens here, before any write
+
+    from nas.results import format_table
+    from nas.search import run_search
+
+    outcome = run_search(cfg, space, spent_before=spent)
+    records = outcome.records
+    if args.json:
+        print(json.dumps([r.to_json() for r in records], indent=2))
+    else:
+        title = "Pareto front (*) and leaderboard" if cfg.multi_objective else "Leaderboard"
+        print(f"\n{title} of '{cfg.name}' ({len(records)} trials, {outcome.seconds:.0f}s):")
+        print(format_table(records, multi=cfg.multi_objective))
+    out = sys.stderr
+    if outcome.status == "interrupted":
+        out.write(
+            f"\nnas: search interrupted; continue it with: nas search --resume --workdir {cfg.workdir} --name {cfg.name}\n"
+        )
+        return 130
+    out.write(
+        f"\nnext: mlflow ui --backend-store-uri {cfg.tracking_uri}   (the search's runs)\n"
+        f"      nas leaderboard --workdir {cfg.workdir} --name {cfg.name}\n"
+        f"      nas retrain --workdir {cfg.workdir} --name {cfg.name} --best\n"
+    )
+    return 0

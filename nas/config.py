@@ -1,0 +1,172 @@
+"""The validated configuration of one search: every option checked before anything is written.
+
+:func:`SearchConfig.from_args` turns parsed CLI arguments into one frozen object. Every
+problem raises :class:`~nas.errors.UsageError` with one line naming the bad value and what
+is accepted, so ``nas search`` exits 2 without a traceback and without creating files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nas.budget import Budget
+from nas.errors import UsageError
+
+# objective name -> (metric reported by the trainable, direction)
+OBJECTIVES: dict[str, tuple[str, str]] = {
+    "accuracy": ("val_acc", "max"),
+    "params": ("params", "min"),
+    "macs": ("macs", "min"),
+    "latency": ("latency_ms_b1", "min"),
+}
+SAMPLERS = ("tpe", "random", "cmaes", "nsga2", "qmc")
+SCHEDULERS = ("asha", "hyperband", "none")
+DEFAULT_WORKDIR = "nas-work"
+DEFAULT_NAME = "search"
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_SUFFIX = {"k": 1e3, "m": 1e6, "g": 1e9}
+
+
+def parse_count(flag: str, text: str | None) -> int | None:
+    """``2.5M`` / ``500k`` / ``1e6`` / ``300000`` -> int; None passes through."""
+    if text is None:
+        return None
+    raw = str(text).strip().lower().replace("_", "").replace(",", "")
+    try:
+        value = float(raw[:-1]) * _SUFFIX[raw[-1]] if raw and raw[-1] in _SUFFIX else float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value != value:
+        raise UsageError(f"{flag} {text!r}: expected a positive count such as 300000, 500k or 2.5M")
+    return int(value)
+
+
+def parse_objectives(text: str) -> tuple[str, ...]:
+    """``accuracy,params`` -> ("accuracy", "params"); accuracy must come first."""
+    names = tuple(n.strip().lower() for n in str(text).split(",") if n.strip())
+    unknown = [n for n in names if n not in OBJECTIVES]
+    if not names or unknown:
+        raise UsageError(
+            f"--objective {text!r}: expected accuracy, optionally followed by params, macs or "
+            "latency (e.g. accuracy,params)"
+        )
+    if names[0] != "accuracy" or len(set(names)) != len(names):
+        raise UsageError(
+            f"--objective {text!r}: the first objective must be accuracy and none may repeat "
+            "(e.g. accuracy,macs)"
+        )
+    return names
+
+
+def sqlite_url(path: Path) -> str:
+    """SQLAlchemy URL of a SQLite file (absolute, so Ray workers and restores agree)."""
+    return f"sqlite:///{path.resolve()}"
+
+
+def check_writable(workdir: Path) -> None:
+    """Raise unless ``workdir`` exists writable or could be created; create nothing."""
+    probe = workdir
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise UsageError(f"--workdir {str(workdir)!r}: {str(probe)!r} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"--workdir {str(workdir)!r}: {str(probe)!r} is not writable")
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What the sampler needs to know of the data, probed once in the driver."""
+
+    name: str
+    data_dir: str | None
+    dims: int
+    channels: int
+    size: tuple[int, ...]
+    num_classes: int
+    train_size: int
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything one ``nas search`` needs; saved as ``<workdir>/<name>/search.json``."""
+
+    budget: Budget
+    dataset: str
+    data_dir: str | None
+    space: str  # a shipped space name or a YAML path
+    objectives: tuple[str, ...] = ("accuracy",)
+    max_params: int | None = None
+    max_macs: int | None = None
+    name: str = DEFAULT_NAME
+    workdir: Path = Path(DEFAULT_WORKDIR)
+    resume: bool = False
+    seed: int = 0
+    sampler: str = "tpe"
+    scheduler: str = "asha"
+    epochs: int = 12  # most epochs one trial trains (ASHA's max_t)
+    grace_epochs: int = 2  # fewest epochs before ASHA may stop a trial
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int | None = None
+    storage: str = ""
+    tracking_uri: str = ""
+    ray_address: str | None = None
+    val_fraction: float = 0.1
+    data: DataInfo | None = field(default=None, compare=False)
+
+    @property
+    def study_dir(self) -> Path:
+        """Per-study files: search.json, retrains, exports."""
+        return self.workdir / self.name
+
+    @property
+    def ray_dir(self) -> Path:
+        """Ray Tune's storage path (one experiment per study, named after it)."""
+        return (self.workdir / "ray").resolve()
+
+    @property
+    def metrics(self) -> list[str]:
+        """Reported metric per objective, in objective order."""
+        return [OBJECTIVES[o][0] for o in self.objectives]
+
+    @property
+    def modes(self) -> list[str]:
+        """``max`` / ``min`` per objective."""
+        return [OBJECTIVES[o][1] for o in self.objectives]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form for search.json (budget by its text, paths as strings)."""
+        d = asdict(self)
+        d["budget"] = self.budget.text
+        d["workdir"] = str(self.workdir)
+        d["objectives"] = list(self.objectives)
+        d.pop("resume")
+        return d
+
+
+def default_storage(workdir: Path) -> str:
+    return sqlite_url(workdir / "optuna.db")
+
+
+def default_tracking_uri(workdir: Path) -> str:
+    return sqlite_url(workdir / "mlflow.db")
+
+
+def load_saved(workdir: Path, name: str) -> dict[str, Any] | None:
+    """The search.json of an earlier run of this study, or None."""
+    path = workdir / name / "search.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())

@@ -1,0 +1,238 @@
+"""From CLI arguments to a validated :class:`~nas.config.SearchConfig`, writing nothing.
+
+Each check raises :class:`~nas.errors.UsageError` with one line that names the bad value and
+what is accepted; ``nas search`` then exits 2 and the workdir is untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from nas.budget import parse_budget
+from nas.config import (
+    NAME_RE,
+    DataInfo,
+    SearchConfig,
+    check_writable,
+    default_storage,
+    default_tracking_uri,
+    load_saved,
+    parse_count,
+    parse_objectives,
+)
+from nas.errors import UsageError
+
+_STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
+
+
+def probe_dataset(name: str, data_dir: str | None, val_fraction: float, seed: int) -> DataInfo:
+    """Load the dataset once in the driver (it is checked before any trial) and describe it."""
+    import workers
+
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise UsageError(f"--data-dir {data_dir!r}: no such folder")
+    try:
+        ds = workers.load_dataset(name, data_dir, val_fraction=val_fraction, seed=seed)
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"--dataset {name!r}: {exc}") from None
+    resolved_dir = str(Path(data_dir).resolve()) if data_dir else None
+    resolved_name = str(Path(name).resolve()) if Path(name).exists() else name
+    return DataInfo(
+        name=resolved_name,
+        data_dir=resolved_dir,
+        dims=int(ds.dims),
+        channels=int(ds.channels),
+        size=tuple(int(s) for s in ds.size),
+        num_classes=int(ds.num_classes),
+        train_size=int(ds.train_y.shape[0]),
+    )
+
+
+def load_space_for(space: str | None, dims: int) -> tuple[str, Any]:
+    """The space file (a shipped name or a YAML path), checked against the data's dims."""
+    import search_spaces
+
+    name = space or search_spaces.default_space_for(dims)
+    try:
+        loaded = search_spaces.load_space(name)
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"--space {name!r}: {exc}") from None
+    space_dims = getattr(loaded, "dims", None)
+    if space_dims is not None and int(space_dims) != dims:
+        raise UsageError(
+            f"--space {name!r}: a {space_dims}D space cannot search {dims}D data "
+            f"(try --space {search_spaces.default_space_for(dims)})"
+        )
+    return name, loaded
+
+
+def _check_storage(url: str, flag: str) -> None:
+    scheme = re.split(r"[+:]", url, maxsplit=1)[0]
+    if scheme not in _STORAGE_SCHEMES:
+        raise UsageError(
+            f"{flag} {url!r}: expected an SQLAlchemy URL (sqlite:///FILE, postgresql://HOST/DB)"
+        )
+
+
+def _connect_storage(url: str) -> None:
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(url)
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:  # any driver error means the same thing to the user
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"--storage {url!r}: cannot connect ({first})") from None
+
+
+def prepare_search(args: argparse.Namespace) -> tuple[SearchConfig, Any, float]:
+    """Validate everything; return (config, loaded space, budget already spent)."""
+    name = args.name
+    if not NAME_RE.fullmatch(name):
+        raise UsageError(
+            f"--name {name!r}: expected letters, digits, '_', '-' or '.', at most 64 characters"
+        )
+    workdir = Path(args.workdir).expanduser()
+    check_writable(workdir)
+    storage = args.storage or default_storage(workdir)
+    tracking_uri = args.tracking_uri or default_tracking_uri(workdir)
+    _check_storage(storage, "--storage")
+    if args.ray_address and storage.startswith("sqlite"):
+        raise UsageError(
+            f"--ray-address {args.ray_address!r}: a search over several nodes needs a shared Optuna "
+            "database; pass --storage postgresql://HOST/DB (SQLite is for one machine)"
+        )
+
+    saved = load_saved(workdir, name)
+    from nas.results import study_names
+
+    if not storage.startswith("sqlite"):
+        _connect_storage(storage)
+    exists = name in study_names(storage)
+    spent = 0.0
+    if args.resume:
+        if not exists or saved is None:
+            raise UsageError(
+                f"--resume: no search named {name!r} in {str(workdir)!r} to resume (start one without --resume)"
+            )
+        previous = saved["config"]
+        spent = float(saved.get("spent", 0.0))
+        budget_text = args.budget or previous["budget"]
+        overrides = {
+            k: previous.get(k)
+            for k in (
+                "dataset",
+                "data_dir",
+                "space",
+                "objectives",
+                "max_params",
+                "max_macs",
+                "seed",
+                "sampler",
+                "scheduler",
+                "epochs",
+                "grace_epochs",
+                "val_fraction",
+            )
+        }
+        if args.budget and parse_budget(args.budget).kind != parse_budget(previous["budget"]).kind:
+            raise UsageError(
+                f"--budget {args.budget!r}: on --resume the budget keeps its kind (was {previous['budget']!r})"
+            )
+        if (
+            args.budget
+            and parse_budget(args.budget).kind == "trials"
+            and parse_budget(args.budget) != parse_budget(previous["budget"])
+        ):
+            raise UsageError(
+                f"--budget {args.budget!r}: a trial budget cannot change on --resume (was {previous['budget']!r})"
+            )
+    else:
+        if not args.budget:
+            raise UsageError(
+                "--budget: required (e.g. --budget 30m, --budget 50trials, --budget 2cpu-h)"
+            )
+        if exists or saved is not None:
+            raise UsageError(
+                f"--name {name!r}: a search of that name already exists in {str(workdir)!r}; "
+                "continue it with --resume or pick another --name"
+            )
+        budget_text = args.budget
+        overrides = {
+            "dataset": args.dataset,
+            "data_dir": args.data_dir,
+            "space": args.space,
+            "objectives": list(parse_objectives(args.objective)),
+            "max_params": parse_count("--max-params", args.max_params),
+            "max_macs": parse_count("--max-macs", args.max_macs),
+            "seed": args.seed,
+            "sampler": args.sampler,
+            "scheduler": args.scheduler,
+            "epochs": args.epochs,
+            "grace_epochs": args.grace_epochs,
+            "val_fraction": args.val_fraction,
+        }
+    budget = parse_budget(budget_text)
+    _check_numbers(args, overrides)
+    data = probe_dataset(
+        overrides["dataset"], overrides["data_dir"], overrides["val_fraction"], overrides["seed"]
+    )
+    space_name, space = load_space_for(overrides["space"], data.dims)
+    gpus = args.gpus_per_trial if args.gpus_per_trial is not None else _default_gpus()
+    cfg = SearchConfig(
+        budget=budget,
+        dataset=overrides["dataset"],
+        data_dir=overrides["data_dir"],
+        space=space_name,
+        objectives=tuple(overrides["objectives"]),
+        max_params=overrides["max_params"],
+        max_macs=overrides["max_macs"],
+        name=name,
+        workdir=workdir.resolve(),
+        resume=args.resume,
+        seed=overrides["seed"],
+        sampler=overrides["sampler"],
+        scheduler=overrides["scheduler"],
+        epochs=overrides["epochs"],
+        grace_epochs=overrides["grace_epochs"],
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=gpus,
+        max_concurrent=args.max_concurrent,
+        storage=storage,
+        tracking_uri=tracking_uri,
+        ray_address=args.ray_address,
+        val_fraction=overrides["val_fraction"],
+    )
+    return replace(cfg, data=data), space, spent
+
+
+def _check_numbers(args: argparse.Namespace, o: dict[str, Any]) -> None:
+    if o["epochs"] < 1:
+        raise UsageError(f"--epochs {o['epochs']}: expected an integer >= 1")
+    if not 1 <= o["grace_epochs"] <= o["epochs"]:
+        raise UsageError(
+            f"--grace-epochs {o['grace_epochs']}: expected 1..--epochs ({o['epochs']})"
+        )
+    if not 0.0 < o["val_fraction"] < 0.9:
+        raise UsageError(f"--val-fraction {o['val_fraction']}: expected a fraction in (0, 0.9)")
+    if not args.cpus_per_trial > 0:
+        raise UsageError(f"--cpus-per-trial {args.cpus_per_trial}: expected a number > 0")
+    if args.gpus_per_trial is not None and args.gpus_per_trial < 0:
+        raise UsageError(
+            f"--gpus-per-trial {args.gpus_per_trial}: expected a number >= 0 (fractions allowed)"
+        )
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise UsageError(f"--max-concurrent {args.max_concurrent}: expected an integer >= 1")
+
+
+def _default_gpus() -> float:
+    """One GPU per trial where the driver sees CUDA, else none."""
+    import torch
+
+    return 1.0 if torch.cuda.is_available() else 0.0
