@@ -8,8 +8,8 @@ is accepted, so ``nas search`` exits 2 without a traceback and without creating 
 from __future__ import annotations
 
 import json
-import os
 import re
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,16 +69,20 @@ def sqlite_url(path: Path) -> str:
 
 
 def check_writable(workdir: Path) -> None:
-    """Raise unless ``workdir`` exists writable or could be created; create nothing."""
+    """Raise unless ``workdir`` is (or could be created as) a writable folder; leave nothing.
+
+    The nearest existing ancestor is probed with a temporary folder that is removed at once,
+    which also catches read-only mounts where ``os.access`` says yes (e.g. for root).
+    """
     probe = workdir
-    while not probe.exists():
-        if probe.parent == probe:
-            break
+    while not probe.exists() and probe.parent != probe:
         probe = probe.parent
-    if probe.exists() and not probe.is_dir():
+    if not probe.is_dir():
         raise UsageError(f"--workdir {str(workdir)!r}: {str(probe)!r} is a file, not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"--workdir {str(workdir)!r}: {str(probe)!r} is not writable")
+    try:
+        tempfile.TemporaryDirectory(dir=probe).cleanup()
+    except OSError as exc:
+        raise UsageError(f"--workdir {str(workdir)!r}: {str(probe)!r} is not writable ({exc.strerror})") from None
 
 
 @dataclass(frozen=True)

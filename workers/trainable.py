@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from workers.augment import scaled_size
 from workers.checkpoint import load_checkpoint, save_checkpoint
 from workers.data import get_dataset
 from workers.engine import train
@@ -55,8 +56,15 @@ def train_trial(config: dict[str, Any]) -> None:
         with checkpoint.as_directory() as ckpt_dir:
             resume_state = load_checkpoint(os.path.join(ckpt_dir, _STATE_FILE))
 
+    final: dict[str, Any] = {}
+
+    def report(metrics: dict[str, Any], state: dict[str, Any]) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            save_checkpoint(os.path.join(tmp, _STATE_FILE), state)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
     def on_epoch(metrics: Any, state: dict[str, Any]) -> bool:
-        report = {
+        row = {
             "epoch": metrics.epoch,
             "train_loss": metrics.train_loss,
             "val_loss": metrics.val_loss,
@@ -66,11 +74,10 @@ def train_trial(config: dict[str, Any]) -> None:
             **static,
         }
         if metrics.epoch >= max_epochs:
-            report.update(_latency(state, data, spec, device))
-            report["status"] = "completed"
-        with tempfile.TemporaryDirectory() as tmp:
-            save_checkpoint(os.path.join(tmp, _STATE_FILE), state)
-            tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
+            # The last epoch is reported after training, with the measured latency.
+            final.update(row=row, state=state)
+        else:
+            report(row, state)
         return False
 
     result = train(
@@ -83,25 +90,20 @@ def train_trial(config: dict[str, Any]) -> None:
         on_epoch=on_epoch,
         resume_state=resume_state,
     )
-    if result.status != "ok":
+    if result.status == "ok" and final:
+        row = {**final["row"], "status": "completed"}
+        resolution = float((spec.get("scaling") or {}).get("resolution", 1.0))
+        shape = (data.channels, *scaled_size(tuple(data.size), resolution))
+        row.update(measure_latency(result.model, shape, device, batch_sizes=(1, 64)))
+        report(row, final["state"])
+    elif result.status != "ok":
         # One final report carries the failure; the trial ends, the search goes on.
         tune.report(
             {
                 "epoch": result.epochs,
-                "val_acc": float(result.val_acc or 0.0),
+                "val_acc": 0.0 if result.val_acc != result.val_acc else float(result.val_acc),
                 "status": result.status,
                 "reason": result.reason or result.status,
                 **static,
             }
         )
-
-
-def _latency(
-    state: dict[str, Any], data: Any, spec: dict[str, Any], device: str
-) -> dict[str, float]:
-    """Measured inference latency of the trained model at batch 1 and 64 on this device."""
-    model = state.get("model_obj")
-    if model is None:
-        return {}
-    shape = (data.channels, *data.size)
-    return measure_latency(model, shape, device, batch_sizes=(1, 64))
