@@ -7,7 +7,6 @@ std, and the spec's resolution scaling (EfficientNet's compound scaling resizes 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,14 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.errors import UsageError
+from workers.augment import scaled_size
 
 CHECKPOINT_FORMAT = "nas-checkpoint"
 _INTERP_MODE = {1: "linear", 2: "bilinear", 3: "trilinear"}
-
-
-def scaled_size(size: Sequence[int], resolution: float) -> tuple[int, ...]:
-    """Spatial size after resolution scaling: ``round(s * resolution)``, at least 1."""
-    return tuple(max(1, int(math.floor(s * resolution + 0.5))) for s in size)
 
 
 class DeployableModel(nn.Module):
@@ -56,9 +51,8 @@ class DeployableModel(nn.Module):
         self.register_buffer("std", torch.tensor([float(s) for s in std]).view(view))
         self.input_size = tuple(int(s) for s in input_size)
         target = scaled_size(self.input_size, float(resolution))
-        self.target_size: tuple[int, ...] | None = (
-            None if float(resolution) == 1.0 or target == self.input_size else target
-        )
+        # the same rule as training (workers.augment.Augmenter.resize)
+        self.target_size: tuple[int, ...] | None = None if target == self.input_size else target
         self.mode = _INTERP_MODE[dims]
         self.network = network
 
@@ -97,15 +91,10 @@ def input_shape(spec: dict[str, Any]) -> tuple[int, ...]:
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
     """Load through ``workers.load_checkpoint`` (weights_only) and check it is ours."""
+    from workers import load_checkpoint
+
     if not path.is_file():
         raise UsageError(f"checkpoint {str(path)!r}: no such file")
-    try:
-        from workers import load_checkpoint
-    except ImportError:  # the training engine not installed: same safe load
-
-        def load_checkpoint(p):  # type: ignore[no-redef]
-            return torch.load(p, map_location="cpu", weights_only=True)
-
     try:
         ckpt = load_checkpoint(path)
     except Exception as exc:  # corrupt / foreign file: one line, never a traceback
