@@ -37,7 +37,7 @@ def tracking_uri_for(workdir: str | Path) -> str:
 def _artifact_location(tracking_uri: str) -> str | None:
     """``<workdir>/mlartifacts`` next to an SQLite store; the server's default otherwise."""
     if tracking_uri.startswith("sqlite:///"):
-        return str(Path(tracking_uri[len("sqlite:///") :]).parent / "mlartifacts")
+        return (Path(tracking_uri[len("sqlite:///") :]).parent / "mlartifacts").resolve().as_uri()
     return None
 
 
