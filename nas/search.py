@@ -20,7 +20,6 @@ from typing import IO, Any
 
 # Quiet Ray's own console output: the live view is ours. Set before Ray is imported.
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "100")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
@@ -273,6 +272,7 @@ def _new_tuner(
             num_samples=num_samples,
             max_concurrent_trials=_concurrency(cfg),
             reuse_actors=True,
+            trial_dirname_creator=trial_dirname,
         ),
         run_config=tune.RunConfig(
             name=cfg.name,
@@ -284,6 +284,11 @@ def _new_tuner(
             verbose=0,
         ),
     )
+
+
+def trial_dirname(trial: Any) -> str:
+    """Short trial folders named after the Optuna trial (Ray's default embeds the config)."""
+    return f"trial_{int(trial.config.get('trial_number', 0)):04d}_{trial.trial_id}"
 
 
 def _interrupted(exp_path: Path) -> bool:

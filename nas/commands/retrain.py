@@ -1,0 +1,77 @@
+"""``nas retrain``: train the best (or a chosen) architecture of a search properly."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from nas.config import DEFAULT_NAME, DEFAULT_WORKDIR
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "retrain",
+        help="retrain the best (or a chosen) architecture of a search",
+        description=__doc__,
+    )
+    p.add_argument("--workdir", default=DEFAULT_WORKDIR)
+    p.add_argument("--name", default=DEFAULT_NAME)
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--trial", type=int, help="the Optuna trial number (any point of a Pareto front)"
+    )
+    which.add_argument(
+        "--best", action="store_true", help="the accuracy-best completed trial (default)"
+    )
+    p.add_argument("--epochs", type=int, help="epochs (default: twice the search's, at least 20)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--storage", help="Optuna storage URL, if the search used --storage")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI, if the search used --tracking-uri")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nas.errors import UsageError
+    from nas.retrain import retrain
+
+    workdir = Path(args.workdir)
+    if not (workdir / args.name / "search.json").is_file():
+        raise UsageError(
+            f"--workdir {args.workdir!r} / --name {args.name!r}: no search found there"
+        )
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError(f"--epochs {args.epochs}: expected an integer >= 1")
+
+    def progress(line: str) -> None:
+        sys.stderr.write(
+            ("\r\033[K" if sys.stderr.isatty() else "")
+            + line
+            + ("" if sys.stderr.isatty() else "\n")
+        )
+        sys.stderr.flush()
+
+    result = retrain(
+        workdir,
+        args.name,
+        trial=args.trial,
+        epochs=args.epochs,
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+        seed=args.seed,
+        progress=progress,
+    )
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(
+            f"trial {result.trial}: test accuracy {result.test_acc:.4f} after {result.epochs} epochs "
+            f"({result.seconds:.0f}s)\ncheckpoint: {result.checkpoint}\nMLflow run: {result.run_id}\n"
+            f"next: nas export --workdir {args.workdir} --name {args.name} --run {result.run_id} "
+            "--format onnx,torchscript"
+        )
+    return 0

@@ -1,0 +1,206 @@
+"""``nas search`` end to end against real Ray, Optuna (SQLite / PostgreSQL) and MLflow (SQLite).
+
+Small budgets (a few trials of two epochs on digits) keep these to a minute or so each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from nas.cli import main
+
+pytestmark = pytest.mark.slow
+
+FAST = ["--epochs", "2", "--grace-epochs", "1", "--cpus-per-trial", "1"]
+
+
+def _search(workdir: Path, *extra: str) -> int:
+    return main(["search", "--workdir", str(workdir), *FAST, *extra])
+
+
+def _mlflow_trials(workdir: Path, name: str = "search") -> dict[int, object]:
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(name)
+    runs = client.search_runs(
+        [exp.experiment_id], filter_string="tags.`nas.role` = 'trial'", max_results=1000
+    )
+    return {int(r.data.tags["nas.trial"]): r for r in runs}
+
+
+def _study(workdir: Path, name: str = "search", storage: str | None = None) -> optuna.Study:
+    return optuna.load_study(
+        study_name=name, storage=storage or f"sqlite:///{workdir / 'optuna.db'}"
+    )
+
+
+def assert_stores_agree(study: optuna.Study, runs: dict[int, object]) -> None:
+    """Every Optuna trial has one MLflow run with the same status and value."""
+    trials = study.get_trials(deepcopy=False)
+    assert sorted(t.number for t in trials) == sorted(runs)
+    for t in trials:
+        run = runs[t.number]
+        status = t.user_attrs.get("status")
+        if t.state.name != "RUNNING":
+            assert run.data.tags["nas.status"] == status, (t.number, status, run.data.tags)
+        assert run.data.tags["nas.spec_id"] == t.user_attrs["spec_id"]
+        if t.state.name == "COMPLETE" and status == "completed":
+            assert run.data.metrics["val_acc"] == pytest.approx(t.values[0])
+            assert int(run.data.params["cost.params"]) == t.user_attrs["params"]
+
+
+def test_search_records_every_trial_in_both_stores(tmp_path, ray_session, capsys):
+    assert _search(tmp_path, "--budget", "4trials", "--seed", "1") == 0
+    out = capsys.readouterr()
+    assert "Leaderboard" in out.out and "val_acc" in out.out
+    study = _study(tmp_path)
+    evaluated = [
+        t for t in study.trials if t.user_attrs.get("status") not in ("rejected", "duplicate")
+    ]
+    assert len(evaluated) == 4
+    assert any(t.state.name == "COMPLETE" for t in study.trials)
+    assert_stores_agree(study, _mlflow_trials(tmp_path))
+    for t in study.trials:
+        assert {"spec_id", "params", "macs", "spec", "train"} <= set(t.user_attrs)
+
+    # the leaderboard reads the study back without running anything
+    assert main(["leaderboard", "--workdir", str(tmp_path), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == len(study.trials)
+    assert {"trial", "state", "value", "values", "params", "macs", "spec_id"} <= set(rows[0])
+
+    # a second search of the same name is refused, not merged
+    assert _search(tmp_path, "--budget", "4trials") == 2
+
+
+def test_multi_objective_gives_a_pareto_front(tmp_path, ray_session, capsys):
+    assert (
+        _search(
+            tmp_path, "--budget", "4trials", "--objective", "accuracy,params", "--sampler", "nsga2"
+        )
+        == 0
+    )
+    study = _study(tmp_path)
+    assert len(study.directions) == 2
+    assert study.best_trials, "a Pareto front"
+    assert "Pareto" in capsys.readouterr().out
+
+
+def test_max_params_rejects_before_a_worker(tmp_path, ray_session):
+    assert _search(tmp_path, "--budget", "2trials", "--max-params", "2000", "--seed", "3") == 0
+    study = _study(tmp_path)
+    rejected = [t for t in study.trials if t.user_attrs.get("status") == "rejected"]
+    assert rejected, "a 2k-parameter limit must reject some digits architectures"
+    for t in rejected:
+        assert t.state.name == "FAIL" and t.user_attrs["params"] > 2000
+        assert "--max-params" in t.user_attrs["reason"]
+    for t in study.trials:
+        if t.state.name == "COMPLETE":
+            assert t.user_attrs["params"] <= 2000
+    assert_stores_agree(study, _mlflow_trials(tmp_path))
+
+
+def test_resume_keeps_trials_and_counts_spent_budget(tmp_path, ray_session):
+    assert _search(tmp_path, "--budget", "25s", "--seed", "5") == 0
+    first = {
+        t.number: (t.state, t.values) for t in _study(tmp_path).trials if t.state.name != "RUNNING"
+    }
+    spent = json.loads((tmp_path / "search" / "search.json").read_text())["spent"]
+    assert spent >= 25
+    assert _search(tmp_path, "--resume", "--budget", "50s") == 0
+    study = _study(tmp_path)
+    after = {t.number: (t.state, t.values) for t in study.trials}
+    for number, (state, values) in first.items():
+        assert after[number] == (state, values), "completed trials are kept as they were"
+    assert len(after) > len(first), "the resumed search evaluated more trials"
+    state = json.loads((tmp_path / "search" / "search.json").read_text())
+    assert state["spent"] >= 50 and state["spent"] < 50 + 60
+    assert_stores_agree(study, _mlflow_trials(tmp_path))
+
+
+def _postgres_url() -> str | None:
+    import sqlalchemy
+
+    for user in ("postgres", "root"):
+        url = f"postgresql://{user}@127.0.0.1:5432/test"
+        try:
+            engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 3})
+            with engine.connect():
+                pass
+            engine.dispose()
+            return url
+        except Exception:
+            continue
+    return None
+
+
+def test_search_with_postgresql_storage(tmp_path, ray_session):
+    url = _postgres_url()
+    if url is None:
+        pytest.skip("no PostgreSQL server answers on 127.0.0.1:5432 (database 'test')")
+    name = f"pg-{uuid.uuid4().hex[:8]}"
+    assert _search(tmp_path, "--budget", "3trials", "--storage", url, "--name", name) == 0
+    study = _study(tmp_path, name, storage=url)
+    assert len([t for t in study.trials if t.user_attrs.get("status") != "rejected"]) >= 3
+    assert not (tmp_path / "optuna.db").exists()
+    assert_stores_agree(study, _mlflow_trials(tmp_path, name))
+    optuna.delete_study(study_name=name, storage=url)
+
+
+def test_ctrl_c_leaves_stores_consistent_and_resume_continues(tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    base = [sys.executable, "-m", "nas", "search", "--workdir", str(tmp_path)]
+    cmd = [*base, "--budget", "3trials", "--epochs", "15", "--scheduler", "none", "--seed", "2"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not _trial_has_epochs(tmp_path, 2):
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "--resume" in err
+    study = _study(tmp_path)
+    runs = _mlflow_trials(tmp_path)
+    assert study.trials, "a trial was running when Ctrl-C came"
+    assert_stores_agree(study, runs)
+    assert all(r.info.status != "RUNNING" for r in runs.values())
+    interrupted = [n for n, r in runs.items() if r.data.tags.get("nas.status") == "interrupted"]
+    assert interrupted, "the running trial is recorded as interrupted"
+    before = {t.number for t in study.trials}
+
+    done = subprocess.run([*base, "--resume"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = _study(tmp_path)
+    assert before <= {t.number for t in study.trials}, "no trial lost"
+    runs = _mlflow_trials(tmp_path)
+    assert_stores_agree(study, runs)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for number in interrupted:
+        t = study.trials[number]
+        assert t.state.name == "COMPLETE" and t.user_attrs["epochs"] == 15, "resumed to the end"
+        steps = [m.step for m in client.get_metric_history(runs[number].info.run_id, "val_acc")]
+        assert sorted(steps) == list(range(1, 16)), "resumed from its checkpoint, not restarted"
+
+
+def _trial_has_epochs(workdir: Path, epochs: int) -> bool:
+    try:
+        return any(max(t.intermediate_values, default=0) >= epochs for t in _study(workdir).trials)
+    except Exception:
+        return False
+
+
+def _has_running_trial(workdir: Path) -> bool:
+    try:
+        return any(t.state.name == "RUNNING" for t in _study(workdir).trials)
+    except Exception:
+        return False
