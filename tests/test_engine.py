@@ -1,0 +1,151 @@
+"""The training engine on digits with tiny modules: results, failures, determinism, resume."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import workers
+from workers import TrainSettings, train
+from workers.engine.optim import Schedule
+
+FAST = {"batch_size": 64, "lr": 0.05, "augment": 0.3, "flip": False}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return workers.get_dataset("digits")
+
+
+def tiny() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Dropout(0.1),
+        nn.Flatten(),
+        nn.Linear(8 * 64, 10),
+    )
+
+
+def run(digits, epochs=2, seed=0, **kw):
+    torch.manual_seed(seed)
+    return train(
+        tiny(),
+        digits,
+        {**FAST, **kw.pop("settings", {})},
+        epochs=epochs,
+        seed=seed,
+        device="cpu",
+        **kw,
+    )
+
+
+def test_trains_and_reports(digits):
+    seen = []
+    r = run(digits, on_epoch=lambda m, s: seen.append((m.epoch, s["epoch"])), use_test=True)
+    assert r.status == "ok" and r.epochs == 2 and seen == [(1, 1), (2, 2)]
+    assert r.val_acc > 0.5 and 0 <= r.test_acc <= 1 and r.train_images_per_s > 0
+    assert len(r.history) == 2 and isinstance(r.model, nn.Module) and r.params > 0
+    assert run(digits).test_acc is None  # the test split is touched only with use_test
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop"])
+def test_optimizers(digits, optimizer):
+    lr = 0.05 if optimizer == "sgd" else 0.003
+    settings = {"optimizer": optimizer, "lr": lr, "label_smoothing": 0.1, "grad_clip": 1.0}
+    r = run(digits, epochs=1, settings=settings)
+    assert r.status == "ok" and math.isfinite(r.val_loss)
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "onecycle", "step", "constant"])
+def test_schedule_shapes(schedule):
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    s = TrainSettings(schedule=schedule, lr=1.0, warmup_epochs=1)
+    sched = Schedule(opt, s, steps_per_epoch=10, epochs=10)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        sched.step()
+    assert lrs[0] < lrs[9] and max(lrs) == pytest.approx(1.0)  # warmup to the peak
+    tail = {
+        "cosine": lrs[-1] < 0.01,
+        "onecycle": lrs[-1] < 0.02,
+        "step": lrs[-1] == pytest.approx(0.01),
+        "constant": lrs[-1] == 1.0,
+    }
+    assert tail[schedule]
+
+
+def test_same_seed_same_result(digits):
+    a, b = run(digits, seed=3), run(digits, seed=3)
+    assert a.val_loss == b.val_loss and a.history[0].train_loss == b.history[0].train_loss
+
+
+def test_resume_equals_uninterrupted(digits, tmp_path):
+    full = run(digits, epochs=3, seed=1)
+    saved = {}
+
+    def stop_after_one(metrics, state):
+        workers.save_checkpoint(tmp_path / "ckpt.pt", state)
+        return True
+
+    first = run(digits, epochs=3, seed=1, on_epoch=stop_after_one)
+    assert first.epochs == 1
+    state = workers.load_checkpoint(tmp_path / "ckpt.pt")
+    assert state["epoch"] == 1
+    torch.manual_seed(123)  # the caller's RNG state must not matter
+
+    def record(metrics, state):
+        saved[metrics.epoch] = metrics
+        return False
+
+    resumed = run(digits, epochs=3, seed=1, resume_state=state, on_epoch=record)
+    assert sorted(saved) == [2, 3] and resumed.epochs == 3
+    assert resumed.val_loss == full.val_loss and resumed.val_acc == full.val_acc
+    for p, q in zip(resumed.model.parameters(), full.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_divergence_is_a_status(digits):
+    r = run(digits, settings={"lr": 1e6, "augment": 0.0})
+    assert r.status == "diverged" and ("nan" in r.reason or "inf" in r.reason)
+
+
+def test_invalid_model_is_a_status(digits):
+    r = train(nn.Sequential(nn.Flatten(), nn.Linear(10, 10)), digits, FAST, epochs=1, device="cpu")
+    assert r.status == "invalid" and "shapes cannot be multiplied" in r.reason
+    wrong_classes = train(
+        nn.Sequential(nn.Flatten(), nn.Linear(64, 3)), digits, FAST, epochs=1, device="cpu"
+    )
+    assert wrong_classes.status == "invalid" and "expected (2, 10)" in wrong_classes.reason
+
+
+def test_bad_arguments_raise(digits):
+    with pytest.raises(ValueError, match="epochs=0"):
+        train(tiny(), digits, FAST, epochs=0)
+    with pytest.raises(ValueError, match="train.optimizer='lbfgs'"):
+        train(tiny(), digits, {"optimizer": "lbfgs"}, epochs=1)
+
+
+def test_settings_validation():
+    assert TrainSettings.from_dict({"lr": 1, "batch_size": 32}).lr == 1.0
+    assert TrainSettings.from_dict(TrainSettings().to_dict()) == TrainSettings()
+    for bad, msg in [
+        ({"nope": 1}, "train.nope: unknown setting"),
+        ({"schedule": "poly"}, "train.schedule"),
+        ({"batch_size": 2.5}, "train.batch_size"),
+        ({"augment": -0.1}, "train.augment"),
+        ({"lr": float("inf")}, "train.lr"),
+        ({"nesterov": "yes"}, "train.nesterov"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            TrainSettings.from_dict(bad)
+
+
+def test_latency_keys():
+    out = workers.measure_latency(tiny(), (1, 8, 8), "cpu")
+    assert set(out) == {"latency_ms_b1", "latency_ms_b64"} and all(v > 0 for v in out.values())
