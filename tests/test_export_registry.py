@@ -65,6 +65,9 @@ def test_custom_register_name_and_no_run(tmp_path, capsys):
     assert main([*argv, "--register-name", "my-model", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["registered"]["name"] == "my-model" and data["registered"]["version"] == "1"
+    assert data["files"]["torchscript"] == str(
+        work / "search" / "exports" / "not-in-this-store" / "model.torchscript.pt"
+    )
 
 
 def test_run_and_best_errors_exit_2(tmp_path, capsys):

@@ -57,6 +57,18 @@ def _locate(args: argparse.Namespace, tracking_uri: str) -> tuple[Path, str | No
     return registry.checkpoint_of_run(run_id, tracking_uri), run_id
 
 
+def _export_id(checkpoint: Path, run_id: str | None) -> str:
+    """Folder name of a default output: the retrain run id, else the trial number."""
+    if run_id:
+        return run_id
+    from nas.export.model import read_checkpoint
+
+    ckpt = read_checkpoint(checkpoint)
+    if ckpt.get("run_id"):
+        return str(ckpt["run_id"])
+    return f"trial-{ckpt['trial']}" if ckpt.get("trial") is not None else checkpoint.stem
+
+
 def run(args: argparse.Namespace) -> int:
     from nas import registry
     from nas.export import VerificationError, export_checkpoint, parse_formats
@@ -72,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     out = (
         Path(args.out)
         if args.out
-        else workdir / args.name / "exports" / (run_id or checkpoint.stem)
+        else workdir / args.name / "exports" / _export_id(checkpoint, run_id)
     )
     register = None if args.no_register else (args.register_name or f"nas-{args.name}")
     try:

@@ -89,10 +89,12 @@ def input_shape(spec: dict[str, Any]) -> tuple[int, ...]:
     return (int(inp["channels"]), *(int(s) for s in inp["size"]))
 
 
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    """Load through ``workers.load_checkpoint`` (weights_only) and check it is ours."""
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load through ``workers.load_checkpoint`` (weights_only) and check it is a nas-checkpoint;
+    :class:`~nas.errors.UsageError` naming the file otherwise."""
     from workers import load_checkpoint
 
+    path = Path(path)
     if not path.is_file():
         raise UsageError(f"checkpoint {str(path)!r}: no such file")
     try:
@@ -115,7 +117,7 @@ def load_model_from_checkpoint(path: str | Path) -> tuple[DeployableModel, dict[
     Returns the model in eval mode on CPU and the checkpoint dict.
     """
     path = Path(path)
-    ckpt = _read_checkpoint(path)
+    ckpt = read_checkpoint(path)
     norm = ckpt["normalize"]
     try:
         model = DeployableModel.from_spec(
