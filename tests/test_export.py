@@ -163,3 +163,19 @@ def test_foreign_checkpoint_refused(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert "bad.pt" in err and "Traceback" not in err
+
+
+def test_writer_failure_is_one_line_exit_1(tmp_path, monkeypatch, capsys):
+    from nas.export import writers
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("unsupported operator aten::frobnicate\nlong details")
+
+    monkeypatch.setattr(writers, "write_torchscript", boom)
+    ckpt = make_checkpoint(tmp_path / "ckpt.pt")
+    argv = ["export", "--checkpoint", str(ckpt), "--format", "torchscript", "--no-register"]
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert (
+        len(err.strip().splitlines()) == 1 and "torchscript export" in err and "frobnicate" in err
+    )

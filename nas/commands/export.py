@@ -71,7 +71,7 @@ def _export_id(checkpoint: Path, run_id: str | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from nas import registry
-    from nas.export import VerificationError, export_checkpoint, parse_formats
+    from nas.export import ExportError, export_checkpoint, parse_formats
 
     formats = parse_formats(args.format)  # bad --format fails before anything is loaded
     workdir = Path(args.workdir)
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             tracking_uri=tracking_uri,
             run_id=run_id,
         )
-    except VerificationError as exc:
+    except ExportError as exc:  # a writer failed or verification did
         print(f"nas: error: {exc}; nothing registered", file=sys.stderr)
         return EXIT_VERIFY
     if args.json:

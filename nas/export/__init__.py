@@ -4,11 +4,12 @@ with a model card; ``nas predict`` loads them back."""
 from nas.export.api import FORMATS, ExportResult, export_checkpoint, parse_formats
 from nas.export.loaders import ExportedModel, ExportFileError, load_export
 from nas.export.model import DeployableModel, input_shape, load_model_from_checkpoint
-from nas.export.verify import VerificationError, verify_export
+from nas.export.verify import ExportError, VerificationError, verify_export
 
 __all__ = [
     "FORMATS",
     "DeployableModel",
+    "ExportError",
     "ExportFileError",
     "ExportResult",
     "ExportedModel",

@@ -15,7 +15,7 @@ from nas.export import meta as _meta
 from nas.export import writers
 from nas.export.card import render_model_card
 from nas.export.model import load_model_from_checkpoint
-from nas.export.verify import verify_export
+from nas.export.verify import ExportError, verify_export
 
 FORMATS = tuple(writers.FILE_NAMES)  # onnx, torchscript, state_dict
 DYNAMIC_BATCH_SIZES = [1, 2, 7]
@@ -103,19 +103,25 @@ def export_checkpoint(
     exporter = None
     for fmt in fmts:
         path = out / writers.FILE_NAMES[fmt]
-        if fmt == "onnx":
-            exporter = writers.write_onnx(
-                model,
-                example,
-                path,
-                metadata=metadata,
-                opset=int(opset),
-                dynamic_batch=dynamic_batch,
-            )
-        elif fmt == "torchscript":
-            writers.write_torchscript(model, example, path, metadata=metadata)
-        else:
-            writers.write_state_dict(model, path, metadata=metadata)
+        try:
+            if fmt == "onnx":
+                exporter = writers.write_onnx(
+                    model,
+                    example,
+                    path,
+                    metadata=metadata,
+                    opset=int(opset),
+                    dynamic_batch=dynamic_batch,
+                )
+            elif fmt == "torchscript":
+                writers.write_torchscript(model, example, path, metadata=metadata)
+            else:
+                writers.write_state_dict(model, path, metadata=metadata)
+        except Exception as exc:  # an op the exporter cannot translate, a full disk...
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            raise ExportError(
+                f"{fmt} export to {path} failed: {type(exc).__name__}: {first}"
+            ) from exc
         files[fmt] = path
 
     diffs = {fmt: verify_export(path, fmt, model, batch_sizes) for fmt, path in files.items()}

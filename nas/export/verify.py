@@ -19,7 +19,11 @@ RTOL = 1e-3
 ATOL = 1e-5
 
 
-class VerificationError(RuntimeError):
+class ExportError(RuntimeError):
+    """An export that could not be produced or trusted (the CLI exits 1, nothing is registered)."""
+
+
+class VerificationError(ExportError):
     """An export whose outputs differ from PyTorch's beyond tolerance (exit code 1)."""
 
     def __init__(self, fmt: str, path: Path, max_abs_diff: float, batch: int) -> None:
