@@ -15,7 +15,7 @@ from nas.export import meta as _meta
 from nas.export import writers
 from nas.export.card import render_model_card
 from nas.export.model import load_model_from_checkpoint
-from nas.export.verify import ExportError, verify_export
+from nas.export.verify import ExportError, sample_inputs, verify_export
 
 FORMATS = tuple(writers.FILE_NAMES)  # onnx, torchscript, state_dict
 DYNAMIC_BATCH_SIZES = [1, 2, 7]
@@ -83,8 +83,9 @@ def export_checkpoint(
     card, and (when ``register_name``) register the files in MLflow's model registry.
 
     ``run_id`` is the retrain run the export run nests under (default: the checkpoint's).
-    Raises :class:`~nas.export.verify.VerificationError` when an export disagrees with
-    PyTorch (nothing is registered then) and :class:`~nas.errors.UsageError` on bad input.
+    Raises :class:`~nas.export.verify.ExportError` when a writer fails and its subclass
+    :class:`~nas.export.verify.VerificationError` when an export disagrees with PyTorch
+    (nothing is registered then); :class:`~nas.errors.UsageError` on bad input.
     """
     start = time.perf_counter()
     fmts = parse_formats(formats)
@@ -97,7 +98,8 @@ def export_checkpoint(
     batch = None if dynamic_batch else FIXED_BATCH
     batch_sizes = list(DYNAMIC_BATCH_SIZES) if dynamic_batch else [FIXED_BATCH]
     metadata = _meta.export_metadata(ckpt, batch)
-    example = torch.from_numpy(_example(model, FIXED_BATCH if batch is None else batch))
+    # trace at batch 2 for a dynamic axis: a size-1 dim would be specialised as a constant
+    example = torch.from_numpy(sample_inputs(model, 2 if batch is None else batch, seed=1234))
 
     files: dict[str, Path] = {}
     exporter = None
@@ -151,12 +153,6 @@ def export_checkpoint(
         result.registered = _register(result, ckpt, register_name, tracking_uri, run_id)
     result.seconds = time.perf_counter() - start
     return result
-
-
-def _example(model: Any, batch: int):
-    from nas.export.verify import sample_inputs
-
-    return sample_inputs(model, batch, seed=1234)
 
 
 def _register(
