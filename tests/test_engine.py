@@ -149,3 +149,21 @@ def test_settings_validation():
 def test_latency_keys():
     out = workers.measure_latency(tiny(), (1, 8, 8), "cpu")
     assert set(out) == {"latency_ms_b1", "latency_ms_b64"} and all(v > 0 for v in out.values())
+
+
+class _OutOfMemoryInTraining(nn.Module):
+    """Runs in eval mode (the probe), then fails like a CUDA allocation in training."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = tiny()
+
+    def forward(self, x):
+        if self.training:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.net(x)
+
+
+def test_out_of_memory_is_a_status(digits):
+    r = train(_OutOfMemoryInTraining(), digits, FAST, epochs=1, device="cpu")
+    assert r.status == "oom" and "out of memory" in r.reason

@@ -284,6 +284,7 @@ def train(
         )
 
     model = None
+    failure: tuple[str, str] | None = None
     try:
         model, resolution = build_model(spec, dataset.num_classes)
         model = model.to(device)
@@ -292,26 +293,31 @@ def train(
         run = _Run(model, dataset, settings, epochs, device, seed, resolution)
         _probe(model, dataset, run.aug)
     except (ValueError, TypeError, KeyError, IndexError, RuntimeError, NotImplementedError) as exc:
-        if _is_oom(exc):
-            _free_memory(device)
-            return finish("oom", _one_line(exc))
-        return finish("invalid", _one_line(exc))
+        failure = ("oom" if _is_oom(exc) else "invalid", _one_line(exc))
+    if failure is not None:  # outside the except block, so the traceback's tensors are gone
+        _free_memory(device)
+        return finish(*failure)
     if resume_state is not None:
         run.restore(resume_state)
+    test_acc = None
     try:
         run.loop(on_epoch)
-        test_acc = None
         if use_test:
             test_acc = evaluate(model, dataset.test_x, dataset.test_y, run.aug)[1]
     except _Diverged as exc:
-        return finish("diverged", str(exc), run)
+        failure = ("diverged", str(exc))
     except (RuntimeError, MemoryError) as exc:
-        if _is_oom(exc):
+        oom = _is_oom(exc)
+        failure = (
+            "oom" if oom else "invalid",
+            ("" if oom else "during training: ") + _one_line(exc),
+        )
+    if failure is not None:
+        if failure[0] == "oom":
             run.opt.zero_grad(set_to_none=True)
-            del run.opt
+            model.zero_grad(set_to_none=True)
             _free_memory(device)
-            return finish("oom", _one_line(exc), run)
-        return finish("invalid", f"during training: {_one_line(exc)}", run)
+        return finish(*failure, run)
     return finish("ok", "", run, test_acc=test_acc)
 
 
