@@ -27,7 +27,10 @@ def test_accepted_forms(text, kind, amount, device):
     assert (b.kind, b.amount, b.device) == (kind, amount, device)
 
 
-@pytest.mark.parametrize("text", ["banana", "-5m", "", "0s", "0trials", "5", "m5", "3x", "5mm", "0gpu-h", "2tpu-h", "5m banana"])
+@pytest.mark.parametrize(
+    "text",
+    ["banana", "-5m", "", "0s", "0trials", "5", "m5", "3x", "5mm", "0gpu-h", "2tpu-h", "5m banana"],
+)
 def test_refused_forms_name_the_value(text):
     with pytest.raises(UsageError) as err:
         parse_budget(text)

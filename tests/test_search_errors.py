@@ -57,8 +57,17 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, run_cli, args
 
 
 def test_missing_data_dir(tmp_path, run_cli):
-    code, lines = run_cli(*_search(tmp_path, "--budget", "3m", "--dataset", "fashion-mnist",
-                                   "--data-dir", str(tmp_path / "nowhere")))
+    code, lines = run_cli(
+        *_search(
+            tmp_path,
+            "--budget",
+            "3m",
+            "--dataset",
+            "fashion-mnist",
+            "--data-dir",
+            str(tmp_path / "nowhere"),
+        )
+    )
     assert code == 2 and len(lines) == 1 and "nowhere" in lines[0]
     assert not (tmp_path / "w").exists()
 
