@@ -1,0 +1,340 @@
+"""Layer registries and small building pieces shared by every block.
+
+Norms, activations and pools are plain ``name -> factory`` registries with ``get_*`` helpers
+that pass non-strings through (timm ``create_act.py`` / ``create_norm.py``), and one
+implementation serves 1-D, 2-D and 3-D input by picking the conv / pool classes by ``dims``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "ACTIVATIONS",
+    "NORMS",
+    "POOLS",
+    "PADDING_MODES",
+    "conv_cls",
+    "conv_transpose_cls",
+    "get_act",
+    "get_norm",
+    "get_pool",
+    "ConvNormAct",
+    "SqueezeExcite",
+    "DropPath",
+    "MinPool",
+    "LpPool",
+    "MixedPool",
+    "StochasticPool",
+    "same_padding",
+    "to_tuple",
+]
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def to_tuple(value: int | Sequence[int], dims: int) -> tuple[int, ...]:
+    """``3`` -> ``(3, 3)`` for dims 2; a sequence is returned as a tuple."""
+    if isinstance(value, int):
+        return (value,) * dims
+    return tuple(int(v) for v in value)
+
+
+def same_padding(kernel: int | Sequence[int], dilation: int, dims: int) -> tuple[int, ...]:
+    """The padding that keeps the size at stride 1 for odd kernels: ``dilation*(k-1)//2``."""
+    return tuple(dilation * (k - 1) // 2 for k in to_tuple(kernel, dims))
+
+
+def conv_cls(dims: int) -> type[nn.Module]:
+    """``nn.Conv1d`` / ``nn.Conv2d`` / ``nn.Conv3d``."""
+    return (nn.Conv1d, nn.Conv2d, nn.Conv3d)[dims - 1]
+
+
+def conv_transpose_cls(dims: int) -> type[nn.Module]:
+    """``nn.ConvTranspose1d`` / ``2d`` / ``3d``."""
+    return (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[dims - 1]
+
+
+# ----------------------------------------------------------------------------- activations
+
+
+def _prelu(channels: int) -> nn.Module:
+    return nn.PReLU(num_parameters=max(1, channels))
+
+
+ACTIVATIONS: dict[str, Callable[[int], nn.Module]] = {
+    "relu": lambda c: nn.ReLU(inplace=True),
+    "leaky_relu": lambda c: nn.LeakyReLU(0.01, inplace=True),
+    "prelu": _prelu,
+    "elu": lambda c: nn.ELU(inplace=True),
+    "selu": lambda c: nn.SELU(inplace=True),
+    "gelu": lambda c: nn.GELU(),
+    "silu": lambda c: nn.SiLU(inplace=True),
+    "swish": lambda c: nn.SiLU(inplace=True),
+    "relu6": lambda c: nn.ReLU6(inplace=True),
+    "hard_swish": lambda c: nn.Hardswish(inplace=True),
+    "mish": lambda c: nn.Mish(inplace=True),
+    "tanh": lambda c: nn.Tanh(),
+    "sigmoid": lambda c: nn.Sigmoid(),
+    "softplus": lambda c: nn.Softplus(),
+    "softsign": lambda c: nn.Softsign(),
+    "none": lambda c: nn.Identity(),
+}
+
+
+def get_act(act: str | nn.Module | None, channels: int = 1) -> nn.Module:
+    """An activation module by name (``None`` / ``"none"`` -> Identity); modules pass through."""
+    if act is None:
+        return nn.Identity()
+    if not isinstance(act, str):
+        return act
+    return ACTIVATIONS[act](channels)
+
+
+# ----------------------------------------------------------------------------- norms
+
+
+def _instance(dims: int, channels: int, eps: float, momentum: float, groups: int) -> nn.Module:
+    cls = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)[dims - 1]
+    return cls(channels, eps=eps, momentum=momentum, affine=True)
+
+
+def _batch(dims: int, channels: int, eps: float, momentum: float, groups: int) -> nn.Module:
+    cls = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)[dims - 1]
+    return cls(channels, eps=eps, momentum=momentum)
+
+
+NORMS: dict[str, Callable[[int, int, float, float, int], nn.Module]] = {
+    "batch": _batch,
+    # "layer" for conv features: GroupNorm(1, C) -- normalises over C and space per sample.
+    "layer": lambda d, c, eps, m, g: nn.GroupNorm(1, c, eps=eps),
+    "instance": _instance,
+    "group": lambda d, c, eps, m, g: nn.GroupNorm(math.gcd(g, c), c, eps=eps),
+    "none": lambda d, c, eps, m, g: nn.Identity(),
+}
+
+
+def get_norm(
+    norm: str | nn.Module | None,
+    channels: int,
+    dims: int,
+    eps: float = 1e-5,
+    momentum: float = 0.1,
+    groups: int = 32,
+) -> nn.Module:
+    """A normalisation module by name for ``dims``-D features; modules pass through."""
+    if norm is None:
+        return nn.Identity()
+    if not isinstance(norm, str):
+        return norm
+    return NORMS[norm](dims, channels, eps, momentum, groups)
+
+
+# ----------------------------------------------------------------------------- pools
+
+
+class MinPool(nn.Module):
+    """Min pooling: ``-maxpool(-x)``."""
+
+    def __init__(self, dims: int, kernel, stride, padding=0, ceil_mode: bool = False) -> None:
+        super().__init__()
+        self.pool = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)[dims - 1](
+            kernel, stride, padding, ceil_mode=ceil_mode
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return -self.pool(-x)
+
+
+class LpPool(nn.Module):
+    """L_p pooling ``(sum |x|^p)^(1/p)`` over each window (Sermanet et al. 2012)."""
+
+    def __init__(self, dims: int, kernel, stride, padding=0, ceil_mode=False, p=2.0) -> None:
+        super().__init__()
+        self.p = float(p)
+        self.window = math.prod(to_tuple(kernel, dims))
+        self.pool = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)[dims - 1](
+            kernel, stride, padding, ceil_mode=ceil_mode, count_include_pad=True
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.pool(x.abs().pow(self.p)) * self.window).clamp_min(1e-12).pow(1.0 / self.p)
+
+
+class MixedPool(nn.Module):
+    """Mixed pooling ``lam * max + (1 - lam) * avg`` (Yu et al. 2014; fixed lambda)."""
+
+    def __init__(self, dims: int, kernel, stride, padding=0, ceil_mode=False, lam=0.5) -> None:
+        super().__init__()
+        self.lam = float(lam)
+        self.max = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)[dims - 1](
+            kernel, stride, padding, ceil_mode=ceil_mode
+        )
+        self.avg = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)[dims - 1](
+            kernel, stride, padding, ceil_mode=ceil_mode
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lam * self.max(x) + (1.0 - self.lam) * self.avg(x)
+
+
+class StochasticPool(nn.Module):
+    """Stochastic pooling (Zeiler & Fergus 2013).
+
+    In training each window outputs one of its activations, sampled with probability
+    proportional to the (ReLU-clamped) activation; in eval it outputs the probability-weighted
+    average ``sum(p_i * a_i)``. Windows of all-zero activations output 0.
+    """
+
+    def __init__(self, dims: int, kernel, stride, padding=0, ceil_mode=False) -> None:
+        super().__init__()
+        self.dims = dims
+        self.kernel = to_tuple(kernel, dims)
+        self.stride = to_tuple(stride, dims)
+        self.padding = to_tuple(padding, dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = x.clamp_min(0)
+        if any(self.padding):
+            pad = [p for p in reversed(self.padding) for _ in (0, 1)]
+            a = F.pad(a, pad)
+        for i, (k, s) in enumerate(zip(self.kernel, self.stride, strict=True)):
+            a = a.unfold(2 + i, k, s)
+        windows = a.flatten(-self.dims)  # (N, C, *out, K)
+        total = windows.sum(-1, keepdim=True)
+        probs = windows / total.clamp_min(1e-12)
+        if not self.training:
+            return (probs * windows).sum(-1)
+        flat = probs.reshape(-1, probs.shape[-1])
+        empty = flat.sum(-1, keepdim=True) <= 0
+        flat = torch.where(empty, torch.ones_like(flat), flat)
+        idx = torch.multinomial(flat, 1)
+        picked = windows.reshape(-1, windows.shape[-1]).gather(1, idx)
+        return picked.reshape(windows.shape[:-1])
+
+
+def _torch_pool(kind: str) -> Callable[..., nn.Module]:
+    def make(dims: int, kernel, stride, padding=0, ceil_mode=False, **_: object) -> nn.Module:
+        if kind == "max":
+            cls = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)[dims - 1]
+            return cls(kernel, stride, padding, ceil_mode=ceil_mode)
+        cls = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)[dims - 1]
+        return cls(kernel, stride, padding, ceil_mode=ceil_mode)
+
+    return make
+
+
+POOLS: dict[str, Callable[..., nn.Module]] = {
+    "max": _torch_pool("max"),
+    "avg": _torch_pool("avg"),
+    "min": lambda d, k, s, p=0, ceil_mode=False, **_: MinPool(d, k, s, p, ceil_mode),
+    "lp": lambda d, k, s, p=0, ceil_mode=False, **o: LpPool(d, k, s, p, ceil_mode, o.get("p", 2.0)),
+    "mixed": lambda d, k, s, p=0, ceil_mode=False, **o: MixedPool(
+        d, k, s, p, ceil_mode, o.get("lam", 0.5)
+    ),
+    "stochastic": lambda d, k, s, p=0, ceil_mode=False, **_: StochasticPool(d, k, s, p, ceil_mode),
+}
+
+
+def get_pool(kind: str | nn.Module, dims: int, kernel, stride, padding=0, **options) -> nn.Module:
+    """A pooling module by kind; ``options`` may carry ``ceil_mode``, ``p`` (lp), ``lam``."""
+    if not isinstance(kind, str):
+        return kind
+    return POOLS[kind](dims, kernel, stride, padding, **options)
+
+
+# ----------------------------------------------------------------------------- composites
+
+
+class ConvNormAct(nn.Sequential):
+    """conv -> norm -> act (or conv -> act -> norm with ``norm_position="after_act"``).
+
+    ``bias=None`` means a bias only when there is no norm (a norm's shift makes it redundant).
+    """
+
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        kernel: int | Sequence[int] = 3,
+        stride: int | Sequence[int] = 1,
+        *,
+        dims: int = 2,
+        padding: int | Sequence[int] | None = None,
+        dilation: int = 1,
+        groups: int = 1,
+        bias: bool | None = None,
+        padding_mode: str = "zeros",
+        act: str | nn.Module | None = "relu",
+        norm: str | nn.Module | None = "batch",
+        norm_position: str = "before_act",
+        norm_kwargs: dict | None = None,
+    ) -> None:
+        if padding is None:
+            padding = same_padding(kernel, dilation, dims)
+        has_norm = norm not in (None, "none")
+        conv = conv_cls(dims)(
+            in_chs,
+            out_chs,
+            kernel,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias=(not has_norm) if bias is None else bias,
+            padding_mode=padding_mode,
+        )
+        norm_mod = get_norm(norm, out_chs, dims, **(norm_kwargs or {}))
+        act_mod = get_act(act, out_chs)
+        if norm_position == "after_act":
+            super().__init__(conv, act_mod, norm_mod)
+            self.norm_index = 2
+        else:
+            super().__init__(conv, norm_mod, act_mod)
+            self.norm_index = 1
+
+    @property
+    def norm(self) -> nn.Module:
+        """The norm module (Identity when there is none)."""
+        return self[self.norm_index]
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation (Hu et al. 2018): global pool -> 1x1 reduce -> act -> 1x1
+    expand -> sigmoid gate. ``squeeze`` channels are ``max(1, int(base * ratio))``, where
+    ``base`` defaults to ``channels`` (EfficientNet passes the block input instead)."""
+
+    def __init__(
+        self, channels: int, ratio: float, *, dims: int, act: str = "relu", base: int | None = None
+    ) -> None:
+        super().__init__()
+        squeeze = max(1, int((base if base is not None else channels) * ratio))
+        conv = conv_cls(dims)
+        self.reduce = conv(channels, squeeze, 1, bias=True)
+        self.act = get_act(act, squeeze)
+        self.expand = conv(squeeze, channels, 1, bias=True)
+        self.dims = dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean(dim=tuple(range(2, 2 + self.dims)), keepdim=True)
+        return x * torch.sigmoid(self.expand(self.act(self.reduce(s))))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al. 2016): drop a residual branch per sample in training."""
+
+    def __init__(self, rate: float = 0.0) -> None:
+        super().__init__()
+        self.rate = float(rate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.rate == 0.0:
+            return x
+        keep = 1.0 - self.rate
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
