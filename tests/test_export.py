@@ -9,7 +9,7 @@ import onnx
 import pytest
 import torch
 from onnx import numpy_helper
-from test_export_support import catalog, make_checkpoint, spec_2d  # noqa: F401
+from test_export_support import make_checkpoint, spec_2d
 
 from nas.cli import main
 from nas.export import (
@@ -20,8 +20,6 @@ from nas.export import (
     verify_export,
 )
 from nas.export.verify import sample_inputs
-
-pytestmark = pytest.mark.usefixtures("catalog")
 
 
 def test_dynamic_batch_export_matches_pytorch(tmp_path):

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from mlflow import MlflowClient
-from test_export_support import catalog, make_checkpoint  # noqa: F401
+from test_export_support import make_checkpoint
 
 from nas.cli import main
 from nas.registry import tracking_uri_for
-
-pytestmark = pytest.mark.usefixtures("catalog")
 
 
 def _retrain_run(client: MlflowClient, study: str, checkpoint, test_acc: float) -> str:

@@ -1,17 +1,11 @@
-"""Helpers for the export / predict tests: a small retrained-looking checkpoint.
-
-The network comes from a hand-written spec through ``search_spaces.build``; until the
-catalog's builder exists in this checkout, a tiny stand-in builder is patched in.
-"""
+"""Helpers for the export / predict tests: a small retrained-looking checkpoint whose
+network comes from a hand-written spec through ``search_spaces.build``."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 import torch
 from torch import nn
 
@@ -28,7 +22,7 @@ def spec_2d(resolution: float = 1.0) -> dict[str, Any]:
         "defaults": {
             "act": "relu",
             "norm": "batch",
-            "norm_position": "after",
+            "norm_position": "before_act",
             "padding_mode": "zeros",
         },
         "stem": [{"type": "conv", "out": 8, "kernel": 3, "stride": 1}],
@@ -47,30 +41,6 @@ def spec_1d() -> dict[str, Any]:
     return spec
 
 
-def _standin_build(spec: dict[str, Any], num_classes: int) -> nn.Module:
-    dims, c = spec["input"]["dims"], spec["input"]["channels"]
-    conv, bn = {1: (nn.Conv1d, nn.BatchNorm1d), 2: (nn.Conv2d, nn.BatchNorm2d)}[dims]
-    pool = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d}[dims]
-    return nn.Sequential(
-        conv(c, 8, 3, padding=1), bn(8), nn.ReLU(), conv(8, 8, 3, stride=2, padding=1), bn(8), nn.ReLU(),
-        pool(1), nn.Flatten(), nn.Linear(8, num_classes),
-    )  # fmt: skip
-
-
-@pytest.fixture
-def catalog(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``search_spaces.build`` / ``spec_id``, with a stand-in while the catalog is missing."""
-    if not hasattr(search_spaces, "build"):
-        monkeypatch.setattr(search_spaces, "build", _standin_build, raising=False)
-    if not hasattr(search_spaces, "spec_id"):
-        monkeypatch.setattr(
-            search_spaces,
-            "spec_id",
-            lambda s: hashlib.sha256(json.dumps(s, sort_keys=True).encode()).hexdigest()[:12],
-            raising=False,
-        )
-
-
 def make_checkpoint(
     path: Path,
     spec: dict[str, Any] | None = None,
@@ -81,7 +51,7 @@ def make_checkpoint(
     test_acc: float = 0.9,
 ) -> Path:
     """A ``nas retrain``-style checkpoint with random (but non-trivial) weights."""
-    spec = spec or spec_2d()
+    spec = search_spaces.load_spec(spec or spec_2d())  # canonical, as retrain saves it
     torch.manual_seed(seed)
     net = search_spaces.build(spec, num_classes)
     for m in net.modules():  # non-default running stats, so eval-mode norms matter

@@ -9,12 +9,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_export_support import catalog, make_checkpoint, spec_1d  # noqa: F401
+from test_export_support import make_checkpoint, spec_1d
 
 from nas.cli import main
 from nas.export import export_checkpoint, load_model_from_checkpoint
-
-pytestmark = pytest.mark.usefixtures("catalog")
 
 
 @pytest.fixture
