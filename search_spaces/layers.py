@@ -232,12 +232,12 @@ def _torch_pool(kind: str) -> Callable[..., nn.Module]:
 POOLS: dict[str, Callable[..., nn.Module]] = {
     "max": _torch_pool("max"),
     "avg": _torch_pool("avg"),
-    "min": lambda d, k, s, p=0, ceil_mode=False, **_: MinPool(d, k, s, p, ceil_mode),
-    "lp": lambda d, k, s, p=0, ceil_mode=False, **o: LpPool(d, k, s, p, ceil_mode, o.get("p", 2.0)),
-    "mixed": lambda d, k, s, p=0, ceil_mode=False, **o: MixedPool(
-        d, k, s, p, ceil_mode, o.get("lam", 0.5)
+    "min": lambda d, k, s, pad=0, ceil_mode=False, **_: MinPool(d, k, s, pad, ceil_mode),
+    "lp": lambda d, k, s, pad=0, ceil_mode=False, p=2.0, **_: LpPool(d, k, s, pad, ceil_mode, p),
+    "mixed": lambda d, k, s, pad=0, ceil_mode=False, lam=0.5, **_: MixedPool(
+        d, k, s, pad, ceil_mode, lam
     ),
-    "stochastic": lambda d, k, s, p=0, ceil_mode=False, **_: StochasticPool(d, k, s, p, ceil_mode),
+    "stochastic": lambda d, k, s, pad=0, ceil_mode=False, **_: StochasticPool(d, k, s, pad),
 }
 
 

@@ -258,11 +258,12 @@ def canonical(spec: Mapping[str, Any]) -> dict:
 
     scaling = _fill("scaling", spec.get("scaling"), SCALING, dims)
     if scaling["phi"] is not None:
-        given = spec.get("scaling") or {}
-        if any(k in given and float(given[k]) != 1.0 for k in ("width", "depth", "resolution")):
-            raise SpecError("scaling.phi: give phi or width/depth/resolution multipliers, not both")
         d, w, r = compound(scaling["phi"], scaling["alpha"], scaling["beta"], scaling["gamma"])
-        scaling.update(depth=d, width=w, resolution=r)
+        computed = {"depth": d, "width": w, "resolution": r}
+        for key, value in computed.items():  # canonical specs carry the computed values
+            if scaling[key] != 1.0 and not math.isclose(scaling[key], value, rel_tol=1e-9):
+                raise SpecError(f"scaling.phi: give phi or scaling.{key}, not both")
+        scaling.update(computed)
     for key in ("width", "depth", "resolution"):
         if scaling[key] <= 0:
             raise SpecError(f"scaling.{key}: must be > 0, got {scaling[key]}")

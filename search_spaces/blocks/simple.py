@@ -36,6 +36,8 @@ class Pool(Block):
     def check(cls, in_chs, out_chs, stride, opts, dims):
         if any(2 * opts["padding"] > k for k in to_tuple(opts["kernel"], dims)):
             return [("padding", f"{opts['padding']} must be at most half the kernel")]
+        if opts["kind"] == "stochastic" and opts["ceil_mode"]:
+            return [("ceil_mode", "stochastic pooling supports only ceil_mode false")]
         return []
 
     @classmethod
