@@ -15,8 +15,10 @@ from nas.cli import main
 from nas.export import export_checkpoint, load_model_from_checkpoint
 
 
-@pytest.fixture
-def exported(tmp_path):
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """One export of every format, shared by the tests (they only read it)."""
+    tmp_path = tmp_path_factory.mktemp("export")
     ckpt = make_checkpoint(tmp_path / "ckpt.pt")
     res = export_checkpoint(
         ckpt, "onnx,torchscript,state_dict", tmp_path / "out", dynamic_batch=True
