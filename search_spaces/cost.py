@@ -25,7 +25,7 @@ from search_spaces.spec import SpecError, load_spec
 
 __all__ = ["CostReport", "count", "layer_macs"]
 
-_SKIP = (nn.Identity, nn.Dropout, nn.Flatten)
+_SKIP = (nn.Identity, nn.Dropout, nn.Flatten, nn.Sequential, nn.ModuleList)
 
 
 @dataclass
