@@ -151,10 +151,15 @@ def _normalise_input(
     return sizes
 
 
+#: Smallest spatial size the last stage may reach, per norm: instance norm needs more than
+#: one value per channel, and group norm with one channel per group (``norm_groups`` = C)
+#: fails on a single 1x1 sample (batch-1 inference); other norms reach 1x1.
+FLOOR_SIZE = {"instance": 2, "group": 2}
+
+
 def _worst_floor(space: Space) -> int:
     """Smallest spatial size the last stage may reach in any trial of this space."""
-    norms = space.defaults["norm"]
-    return 2 if norms.values is None or "instance" in norms.values else 1
+    return max(FLOOR_SIZE.get(n, 1) for n in space.defaults["norm"].values)
 
 
 def _smallest_resolution(space: Space) -> float:
@@ -183,7 +188,7 @@ def _stem(trial: Any, space: Space, sizes: tuple[int, ...]) -> tuple[list[dict],
     pools = [p for p in stem["pool"].values or ("none",) if p == "none" or (large and room >= 2)]
     pool = _pick(trial, "stem.pool", pools) if pools else "none"
     if pool != "none":
-        out.append({"type": "pool", "kind": pool, "kernel": 2, "stride": 2})
+        out.append({"type": "pool", "kind": pool, "kernel": 3, "padding": 1, "stride": 2})
         down += 1
     return out, down
 
@@ -244,7 +249,7 @@ def sample(
     canonical form when the catalog's ``load_spec`` is available. Depth adapts to the input:
     every stage after the first halves the spatial size, and the number of stages is capped
     so the last one still has at least 1x1 (2x2 with instance norm, which needs more than
-    one value per channel) after resolution scaling. Nothing heavy is computed, except
+    one value per channel; the same for group norm) after resolution scaling. Nothing heavy is computed, except
     when the space sets ``limits``: then the cost model counts the spec and, while it is over
     a limit, the width multiplier shrinks by 0.8 (at most 8 times) before
     :class:`SampleRejected` is raised.
@@ -258,7 +263,7 @@ def sample(
     d = space.defaults
     defaults = {key: choice.suggest(trial, key) for key, choice in d.items()}
     scaling = {key: c.suggest(trial, f"scaling.{key}") for key, c in space.scaling.items()}
-    floor_size = 2 if defaults["norm"] == "instance" else 1
+    floor_size = FLOOR_SIZE.get(defaults["norm"], 1)
 
     stem, stem_down = _stem(trial, space, sizes)
     n = _scaled(sizes, scaling["resolution"])
@@ -283,7 +288,7 @@ def sample(
                 down = {"type": "transition", "compression": comp}
             else:
                 kind = space.stages["pool"].suggest(trial, f"{prefix}.pool")
-                down = {"type": "pool", "kind": kind, "kernel": 2}
+                down = {"type": "pool", "kind": kind, "kernel": 3, "padding": 1}
             stages.append({"block": down, "out": None, "repeats": 1, "stride": 2})
             stride = 1
         stages.append({"block": block, "out": out, "repeats": repeats, "stride": stride})
