@@ -50,10 +50,9 @@ def reference_model(num_classes: int) -> tuple[nn.Module, dict]:
         *cbr(24, 48),
         *cbr(48, 48),
         nn.MaxPool2d(2),
-        *cbr(48, 96),
-        nn.AdaptiveAvgPool2d(1),
+        *cbr(48, 64),
         nn.Flatten(),
-        nn.Linear(96, num_classes),
+        nn.Linear(64 * 7 * 7, num_classes),
     )
     return model, settings
 
