@@ -519,6 +519,13 @@ def _read_space(raw: Any, name: str, source: str) -> Space:
     stages_node = r.mapping(top["stages"], "stages", (*STAGES_TABLE, "blocks"), ("blocks",))
     blocks = _read_blocks(r, stages_node.pop("blocks"))
     stages = r.choices(stages_node, "stages", STAGES_TABLE)
+    count = stages["count"]
+    if count.values is not None and len(count.values) > 1:
+        raise r.fail(
+            "stages.count",
+            "expected a range {low, high} or one int (the sampler caps high by the input "
+            f"size), got {list(count.values)!r}",
+        )
     for d in dims:
         if not any(MIN_DIMS.get(b.type, 1) <= d for b in blocks):
             raise r.fail("stages.blocks", f"no block type works on {d}-D input")
