@@ -61,10 +61,11 @@ def load_space_for(space: str | None, dims: int) -> tuple[str, Any]:
         loaded = search_spaces.load_space(name)
     except (ValueError, OSError) as exc:
         raise UsageError(f"--space {name!r}: {exc}") from None
-    space_dims = getattr(loaded, "dims", None)
-    if space_dims is not None and int(space_dims) != dims:
+    space_dims = tuple(getattr(loaded, "dims", None) or (dims,))
+    if dims not in space_dims:
+        accepted = "/".join(f"{d}D" for d in space_dims)
         raise UsageError(
-            f"--space {name!r}: a {space_dims}D space cannot search {dims}D data "
+            f"--space {name!r}: a {accepted} space cannot search {dims}D data "
             f"(try --space {search_spaces.default_space_for(dims)})"
         )
     return name, loaded

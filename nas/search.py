@@ -21,7 +21,7 @@ from typing import IO, Any
 # Quiet Ray's own console output: the live view is ours. Set before Ray is imported.
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
-os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "100")
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 import optuna  # noqa: E402
@@ -210,11 +210,12 @@ def run_search(
         raise
     finally:
         rt.live.draw(final=True)
+        study = optuna.load_study(study_name=cfg.name, storage=storage)
         if status == "interrupted":
-            tracker.mark_unfinished("interrupted")
+            tracker.mark_unfinished("interrupted")  # Optuna keeps them RUNNING: --resume goes on
         else:
             tracker.mark_unfinished("stopped")
-        study = optuna.load_study(study_name=cfg.name, storage=storage)
+            stop_running_trials(study)
         records = trial_records(study)
         spent = rt.spent
         save_state(cfg, spent, status)
@@ -238,6 +239,19 @@ def run_search(
         seconds=time.monotonic() - t0,
         experiment_path=str(exp_path),
     )
+
+
+def stop_running_trials(study: optuna.Study) -> None:
+    """Trials still running when the budget ran out end as PRUNED, status ``stopped``,
+    with the epochs and accuracy they reached (Ray stops them without telling the searcher)."""
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study._storage.set_trial_user_attr(t._trial_id, "status", "stopped")
+        study._storage.set_trial_user_attr(t._trial_id, "reason", "the budget ran out")
+        if t.intermediate_values:
+            last = max(t.intermediate_values)
+            study._storage.set_trial_user_attr(t._trial_id, "epochs", last)
+            study._storage.set_trial_user_attr(t._trial_id, "val_acc", t.intermediate_values[last])
+        study.tell(t.number, state=optuna.trial.TrialState.PRUNED)
 
 
 def _evaluated(records: list[TrialRecord]) -> int:
