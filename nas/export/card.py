@@ -19,26 +19,48 @@ def _fmt(x: Any, unit: str = "", digits: int = 4) -> str:
     return "n/a"
 
 
+def _options(entry: dict[str, Any], defaults: dict[str, Any], skip: tuple[str, ...]) -> str:
+    """The options of a block that say something: not null, not the spec-wide default, no
+    SE when its ratio is 0."""
+    kept = {
+        k: v
+        for k, v in entry.items()
+        if k not in skip
+        and v is not None
+        and defaults.get(k, object()) != v
+        and not (k == "se" and not v)
+    }
+    return ", ".join(f"{k} {json.dumps(v)}" for k, v in sorted(kept.items()))
+
+
 def _architecture(spec: dict[str, Any]) -> list[str]:
     """One line per stem layer and stage: what a reader needs to picture the network."""
     inp = spec.get("input", {})
+    defaults = spec.get("defaults", {}) or {}
     lines = [f"- input: {inp.get('dims')}D, {inp.get('channels')} channels, size {inp.get('size')}"]
+    if defaults:
+        lines.append(f"- defaults: {_options(defaults, {}, ())}")
     for layer in spec.get("stem", []) or []:
-        lines.append(f"- stem: {json.dumps(layer, sort_keys=True)}")
+        opts = _options(layer, defaults, ("type", "out", "stride"))
+        lines.append(
+            f"- stem: {layer.get('type')}, out {layer.get('out')}, stride {layer.get('stride', 1)}"
+            + (f"; {opts}" if opts else "")
+        )
     for i, stage in enumerate(spec.get("stages", []) or []):
         block = stage.get("block", {})
-        rest = {k: v for k, v in block.items() if k != "type"}
+        opts = _options(block, defaults, ("type",))
         lines.append(
             f"- stage {i}: {block.get('type')} x{stage.get('repeats', 1)}, out {stage.get('out')}, "
-            f"stride {stage.get('stride', 1)}"
-            + (f", {json.dumps(rest, sort_keys=True)}" if rest else "")
+            f"stride {stage.get('stride', 1)}" + (f"; {opts}" if opts else "")
         )
     if "head" in spec:
-        lines.append(f"- head: {json.dumps(spec['head'], sort_keys=True)}")
+        lines.append(f"- head: {_options(spec['head'], defaults, ())}")
     if "scaling" in spec:
-        lines.append(f"- scaling: {json.dumps(spec['scaling'], sort_keys=True)}")
-    if "defaults" in spec:
-        lines.append(f"- defaults: {json.dumps(spec['defaults'], sort_keys=True)}")
+        sc = spec["scaling"]
+        lines.append(
+            f"- scaling: width {sc.get('width')}, depth {sc.get('depth')}, "
+            f"resolution {sc.get('resolution')} (the export resizes its input by it)"
+        )
     return lines
 
 
@@ -61,8 +83,9 @@ def render_model_card(
     out = [
         f"# Model card: {title}",
         "",
-        f"Spec id `{spec_id}`; study `{checkpoint.get('study')}`, trial {checkpoint.get('trial')}, "
-        f"retrain run `{checkpoint.get('run_id')}`.",
+        f"Spec id `{spec_id}`; study `{checkpoint.get('study')}`, trial {checkpoint.get('trial')}"
+        + (f", retrain run `{checkpoint['run_id']}`." if checkpoint.get("run_id") else "."),
+        "The full spec travels inside every export (metadata `nas.export`).",
         "",
         "## Architecture",
         "",
@@ -112,5 +135,10 @@ def render_model_card(
         ],
     ]
     if onnx_exporter:
-        out += ["", f"ONNX written by torch's {onnx_exporter} exporter."]
+        how = (
+            "dynamo (torch.export) exporter"
+            if onnx_exporter == "dynamo"
+            else "TorchScript-based exporter"
+        )
+        out += ["", f"ONNX written by torch.onnx's {how}."]
     return "\n".join(out) + "\n"
