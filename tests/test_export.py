@@ -177,3 +177,33 @@ def test_writer_failure_is_one_line_exit_1(tmp_path, monkeypatch, capsys):
     assert (
         len(err.strip().splitlines()) == 1 and "torchscript export" in err and "frobnicate" in err
     )
+
+
+def test_export_preprocesses_like_the_training_engine(tmp_path):
+    """Raw digits in, the engine's own test accuracy out: the graph's normalisation and
+    resolution resize are the training engine's (workers.augment)."""
+    import search_spaces
+    import workers
+
+    data = workers.load_dataset("digits")
+    spec = spec_2d(resolution=1.5)
+    spec["input"] = {"dims": 2, "channels": data.channels, "size": list(data.size)}
+    spec = search_spaces.load_spec(spec)
+    trained = workers.train(
+        spec, data, {"optimizer": "adam", "lr": 0.01, "batch_size": 128}, epochs=1, use_test=True
+    )
+    assert trained.status == "ok"
+    payload = {
+        "format": "nas-checkpoint",
+        "version": 1,
+        "spec": spec,
+        "num_classes": data.num_classes,
+        "state_dict": trained.model.state_dict(),
+        "normalize": {"mean": data.mean.flatten().tolist(), "std": data.std.flatten().tolist()},
+        "metrics": {"test_acc": trained.test_acc},
+    }
+    workers.save_checkpoint(tmp_path / "ckpt.pt", payload)
+    res = export_checkpoint(tmp_path / "ckpt.pt", "onnx", tmp_path / "out", dynamic_batch=True)
+    logits = load_export(res.files["onnx"])(data.test_x.float().numpy())
+    acc = float((logits.argmax(1) == data.test_y.numpy()).mean())
+    assert acc == pytest.approx(trained.test_acc, abs=1.5 / len(data.test_y))
