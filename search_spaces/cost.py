@@ -2,7 +2,9 @@
 
 The network is built on PyTorch's ``meta`` device (no memory, no arithmetic) with the same
 :func:`search_spaces.build`, so the parameter count is exactly what ``build`` produces, and one
-batch-1 forward pass with hooks on the leaf modules records shapes. MACs are counted the
+batch-1 forward pass with hooks on the leaf modules records shapes. A count takes a few
+milliseconds to tens of milliseconds; the first one in a process also pays PyTorch's one-off
+set-up of meta kernels (about a second). MACs are counted the
 conventional way (what torchvision publishes as "GFLOPS"): multiply-accumulates of
 convolutions (``out elements * in_chs / groups * kernel``), transposed convolutions
 (``in elements * out_chs / groups * kernel``) and linear layers; norms, activations, pools,

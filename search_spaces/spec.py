@@ -281,6 +281,14 @@ def canonical(spec: Mapping[str, Any]) -> dict:
         "init": init,
     }
     plan(out)  # channel / size walk: raises SpecError on impossible specs
+    for st in stages:  # derived outputs are written null, so equal specs hash equal
+        cls = BLOCKS[st["block"]["type"]]
+        if cls.DERIVED_OUT or cls.PRESERVES:
+            st["out"] = None
+    for entry in stem:
+        cls = BLOCKS[entry["type"]]
+        if cls.DERIVED_OUT or cls.PRESERVES:
+            entry["out"] = None
     return out
 
 
@@ -367,6 +375,12 @@ def plan(spec: Mapping[str, Any]) -> Plan:
         if out is None and cls.out_channels(chs, e, dims) is None:
             raise SpecError(f"stem[{i}].out: required for block type {e['type']!r}")
         opts = _scale_opts(cls, e, width, divisor)
+        derived = cls.out_channels(chs, opts, dims)
+        if derived is not None and out is not None and out != derived:
+            raise SpecError(
+                f"stem[{i}].out: a {e['type']!r} entry from {chs} channels gives {derived}, "
+                f"got {out}; give null (derived)"
+            )
         entry = _entry(f"stem[{i}]", f"stem.{i}", e["type"], opts, chs, out, e["stride"], size,
                        dims, orig)  # fmt: skip
         p.stem.append(entry)
@@ -384,7 +398,7 @@ def plan(spec: Mapping[str, Any]) -> Plan:
                            dims, orig)  # fmt: skip
             stage.append(entry)
             chs, size = entry.out_chs, entry.out_size
-        if cls.DERIVED_OUT and out is not None and out != chs:
+        if (cls.DERIVED_OUT or cls.PRESERVES) and out is not None and out != chs:
             raise SpecError(
                 f"stages[{i}].out: a {block['type']!r} stage from {start_chs} channels gives "
                 f"{chs}, got {out}; give null (derived)"

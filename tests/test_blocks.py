@@ -227,3 +227,26 @@ def test_min_lp_mixed_pools() -> None:
     mixed = get_pool("mixed", 2, 2, 2, lam=0.25)(x)
     expect = 0.25 * nn.MaxPool2d(2)(x) + 0.75 * nn.AvgPool2d(2)(x)
     assert torch.allclose(mixed, expect)
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("pool", ["avg", "max", "flatten", "spp"])
+def test_heads(pool: str, dims: int) -> None:
+    spec = _spec({"type": "conv"}, dims, 2)
+    spec["head"] = {"pool": pool, "hidden": [6], "dropout": 0.2, "spp_levels": [1, 2]}
+    _run(spec)
+    spec["head"] = {"pool": pool if pool in ("avg", "max") else "avg", "classifier": "conv"}
+    _run(spec)
+
+
+@pytest.mark.parametrize("scheme", ["default", "kaiming", "xavier"])
+def test_init_schemes_and_zero_init_residual(scheme: str) -> None:
+    spec = _spec({"type": "basic"}, 2, 1)
+    spec["stages"].append({"block": {"type": "mbconv", "expansion": 2}, "out": CH})
+    spec["init"] = {"scheme": scheme, "zero_init_residual": True}
+    model = build(spec, 3)
+    basic, mbconv = model.stages[0][0], model.stages[1][0]
+    assert torch.count_nonzero(basic.branch[-1].norm.weight) == 0
+    assert torch.count_nonzero(mbconv.project.norm.weight) == 0
+    assert torch.count_nonzero(basic.branch[0].norm.weight) == CH  # only the last norm
+    _run(spec)

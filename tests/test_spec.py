@@ -222,3 +222,16 @@ def test_compound_scaling_applies_at_spec_time() -> None:
     assert scaled.params > base.params and scaled.macs > base.macs
     model = build(small(scaling={"width": 2.0, "depth": 2.0}), 10)
     assert len(model.stages[0]) == 2 and model.stages[0][0].out_chs == 16
+
+
+def test_derived_outputs_are_checked_and_written_null() -> None:
+    spec = small()
+    spec["stages"].append({"block": {"type": "pool"}, "out": 16, "stride": 2})
+    canon = load_spec(spec)
+    assert canon["stages"][2]["out"] is None
+    spec["stages"][2]["out"] = 12
+    with pytest.raises(SpecError, match=r"^stages\[2\]\.out: a 'pool' stage from 16 channels"):
+        load_spec(spec)
+    spec = small(stem=[{"type": "conv", "out": 8}, {"type": "pool", "out": 4, "stride": 2}])
+    with pytest.raises(SpecError, match=r"^stem\[1\]\.out: a 'pool' entry from 8 channels gives 8"):
+        load_spec(spec)
