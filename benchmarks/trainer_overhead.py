@@ -8,6 +8,7 @@ other processes hits both alike. Prints one line per round and the ratio (target
 Also prints the engine's throughput with the spec's own augmentation, for reference.
 
     python benchmarks/trainer_overhead.py [--quick] [--data-dir DIR] [--rounds N] [--images N]
+                                         [--threads N]
 """
 
 from __future__ import annotations
@@ -90,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=str(DATA), help="folder holding fashion-mnist/")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds per side (default 3)")
     p.add_argument("--images", type=int, default=12_800, help="training images per round")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
     args = p.parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     rounds, images = (1, 2048) if args.quick else (args.rounds, args.images)
 
     import workers
