@@ -260,8 +260,13 @@ def sample(
         space = load_space(space)
     sizes = _normalise_input(space, dims, channels, size, num_classes)
 
-    d = space.defaults
-    defaults = {key: choice.suggest(trial, key) for key, choice in d.items()}
+    # A norm that needs more pixels than the input has (instance norm on 1x1) is not offered.
+    worst = _scaled(sizes, _smallest_resolution(space))
+    norms = [n for n in space.defaults["norm"].values if FLOOR_SIZE.get(n, 1) <= worst]
+    defaults = {
+        key: _pick(trial, key, norms or ["batch"]) if key == "norm" else choice.suggest(trial, key)
+        for key, choice in space.defaults.items()
+    }
     scaling = {key: c.suggest(trial, f"scaling.{key}") for key, c in space.scaling.items()}
     floor_size = FLOOR_SIZE.get(defaults["norm"], 1)
 
