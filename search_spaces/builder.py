@@ -48,8 +48,9 @@ class Head(nn.Module):
     layers, dropout and the final linear. With ``classifier: conv`` (SqueezeNet): dropout ->
     1x1 conv to the classes -> act -> global pool."""
 
-    def __init__(self, head: Mapping[str, Any], in_chs: int, size: list[int], dims: int,
-                 num_classes: int) -> None:  # fmt: skip
+    def __init__(
+        self, head: Mapping[str, Any], in_chs: int, size: list[int], dims: int, num_classes: int
+    ) -> None:
         super().__init__()
         pool, self.conv_classifier = head["pool"], head["classifier"] == "conv"
         if self.conv_classifier:
@@ -58,8 +59,9 @@ class Head(nn.Module):
                 conv_cls(dims)(in_chs, num_classes, 1),
                 get_act(head["act"], num_classes),
             )
-            self.pool = nn.Sequential(_adaptive("max" if pool == "max" else "avg", dims, 1),
-                                      nn.Flatten(1))  # fmt: skip
+            self.pool = nn.Sequential(
+                _adaptive("max" if pool == "max" else "avg", dims, 1), nn.Flatten(1)
+            )
             self.fc = nn.Identity()
             return
         self.pre = nn.Identity()
@@ -76,8 +78,11 @@ class Head(nn.Module):
             features = in_chs * math.prod(size)
         layers: list[nn.Module] = []
         for width in head["hidden"]:
-            layers += [nn.Linear(features, width), get_act(head["act"], width),
-                       nn.Dropout(head["dropout"])]  # fmt: skip
+            layers += [
+                nn.Linear(features, width),
+                get_act(head["act"], width),
+                nn.Dropout(head["dropout"]),
+            ]
             features = width
         if not head["hidden"]:
             layers.append(nn.Dropout(head["dropout"]))

@@ -76,8 +76,11 @@ def count(
             raise SpecError(
                 f"input_shape: expected {channels} channels and {dims} sizes >= 1, got {shape}"
             )
-        spec = {**spec, "input": {**spec["input"], "size": shape[1:]},
-                "scaling": {**spec["scaling"], "resolution": 1.0, "phi": None}}  # fmt: skip
+        spec = {
+            **spec,
+            "input": {**spec["input"], "size": shape[1:]},
+            "scaling": {**spec["scaling"], "resolution": 1.0, "phi": None},
+        }
         spec = load_spec(spec)
     with torch.device("meta"):
         model = build(spec, num_classes)
@@ -91,8 +94,15 @@ def count(
             own = sum(p.numel() for p in module.parameters(recurse=False))
             totals["macs"] += macs
             totals["bytes"] += out.numel() * 4
-            layers.append({"name": name, "type": type(module).__name__,
-                           "out_shape": list(out.shape[1:]), "params": own, "macs": macs})  # fmt: skip
+            layers.append(
+                {
+                    "name": name,
+                    "type": type(module).__name__,
+                    "out_shape": list(out.shape[1:]),
+                    "params": own,
+                    "macs": macs,
+                }
+            )
 
         return fn
 

@@ -241,12 +241,14 @@ def canonical(spec: Mapping[str, Any]) -> dict:
         bad = sorted(set(raw) - set(STAGE_KEYS))
         if bad:
             raise SpecError(f"stages[{i}].{bad[0]}: unknown key; known: {', '.join(STAGE_KEYS)}")
-        stages.append({
-            "block": _block(f"stages[{i}].block", raw.get("block"), defaults, dims, ()),
-            "out": _out(f"stages[{i}].out", raw.get("out")),
-            "repeats": _int(f"stages[{i}].repeats", raw.get("repeats", 1)),
-            "stride": _int(f"stages[{i}].stride", raw.get("stride", 1)),
-        })  # fmt: skip
+        stages.append(
+            {
+                "block": _block(f"stages[{i}].block", raw.get("block"), defaults, dims, ()),
+                "out": _out(f"stages[{i}].out", raw.get("out")),
+                "repeats": _int(f"stages[{i}].repeats", raw.get("repeats", 1)),
+                "stride": _int(f"stages[{i}].stride", raw.get("stride", 1)),
+            }
+        )
 
     head = _fill("head", spec.get("head"), HEAD, dims)
     if head["act"] is None:
@@ -381,8 +383,9 @@ def plan(spec: Mapping[str, Any]) -> Plan:
                 f"stem[{i}].out: a {e['type']!r} entry from {chs} channels gives {derived}, "
                 f"got {out}; give null (derived)"
             )
-        entry = _entry(f"stem[{i}]", f"stem.{i}", e["type"], opts, chs, out, e["stride"], size,
-                       dims, orig)  # fmt: skip
+        entry = _entry(
+            f"stem[{i}]", f"stem.{i}", e["type"], opts, chs, out, e["stride"], size, dims, orig
+        )
         p.stem.append(entry)
         chs, size = entry.out_chs, entry.out_size
     for i, st in enumerate(spec["stages"]):
@@ -394,8 +397,18 @@ def plan(spec: Mapping[str, Any]) -> Plan:
         stage, start_chs = [], chs
         for j in range(repeats):
             stride = st["stride"] if j == 0 else 1
-            entry = _entry(f"stages[{i}].block", f"stages.{i}.{j}", block["type"], opts, chs, out, stride, size,
-                           dims, orig)  # fmt: skip
+            entry = _entry(
+                f"stages[{i}].block",
+                f"stages.{i}.{j}",
+                block["type"],
+                opts,
+                chs,
+                out,
+                stride,
+                size,
+                dims,
+                orig,
+            )
             stage.append(entry)
             chs, size = entry.out_chs, entry.out_size
         if (cls.DERIVED_OUT or cls.PRESERVES) and out is not None and out != chs:

@@ -39,7 +39,7 @@ OPTS: dict[str, tuple[dict, int]] = {
     "inception_v3": (
         {"form": "a", "b1": 2, "b2_red": 2, "b2": 2, "b3_red": 2, "b3": 2, "pool_proj": 2},
         1,
-    ),  # fmt: skip
+    ),
     "inverted_residual": ({"expansion": 2}, 1),
     "mbconv": ({"expansion": 2, "kernel": 5}, 2),
     "fire": ({"squeeze": 2, "e1": 4, "e3": 4}, 1),
@@ -67,7 +67,7 @@ def _spec(block: dict, dims: int, stride: int = 1, out: int | None = CH, **defau
                 "stride": stride,
                 "repeats": 2 if block["type"] == "dense" else 1,
             }
-        ],  # fmt: skip
+        ],
     }
 
 
@@ -117,8 +117,9 @@ def test_activations_in_blocks(act: str) -> None:
 @pytest.mark.parametrize("kind", sorted(POOLS))
 def test_pool_kinds(kind: str, dims: int) -> None:
     for train in (True, False):
-        _run(_spec({"type": "pool", "kind": kind, "kernel": 2, "p": 3.0, "lam": 0.3}, dims, 2),
-             train)  # fmt: skip
+        _run(
+            _spec({"type": "pool", "kind": kind, "kernel": 2, "p": 3.0, "lam": 0.3}, dims, 2), train
+        )
 
 
 @pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
@@ -157,8 +158,18 @@ def test_registries_pass_modules_through() -> None:
 def test_blocks_share_one_signature() -> None:
     for name, cls in BLOCKS.items():
         opts, stride = OPTS[name]
-        block = cls(8, 8, stride, dims=2, act="relu", norm="batch", norm_position="before_act",
-                    padding_mode="zeros", se=0.0, **opts)  # fmt: skip
+        block = cls(
+            8,
+            8,
+            stride,
+            dims=2,
+            act="relu",
+            norm="batch",
+            norm_position="before_act",
+            padding_mode="zeros",
+            se=0.0,
+            **opts,
+        )
         assert isinstance(block, nn.Module)
 
 

@@ -38,8 +38,13 @@ def test_ten_5x5_filters_on_32x32x3() -> None:
 def test_one_by_one_bottleneck_example() -> None:
     direct = count(conv_spec(192, 28, [{"out": 32, "kernel": 5, "bias": False}]), 2)
     reduced = count(
-        conv_spec(192, 28, [{"out": 16, "kernel": 1, "bias": False},
-                            {"out": 32, "kernel": 5, "bias": False}]), 2)  # fmt: skip
+        conv_spec(
+            192,
+            28,
+            [{"out": 16, "kernel": 1, "bias": False}, {"out": 32, "kernel": 5, "bias": False}],
+        ),
+        2,
+    )
     assert sum(r["params"] for r in conv_rows(direct)) == 153_600
     assert sum(r["macs"] for r in conv_rows(direct)) == 120_422_400
     assert sum(r["params"] for r in conv_rows(reduced)) == 15_872

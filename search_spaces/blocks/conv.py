@@ -44,11 +44,30 @@ class Conv(Block):
         "bias": Opt(None, "bool_or_null"),
     }
 
-    def __init__(self, in_chs, out_chs, stride=1, *, kernel=3, dilation=1, groups=1,
-                 padding=None, bias=None, **common: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        stride: int = 1,
+        *,
+        kernel=3,
+        dilation=1,
+        groups=1,
+        padding=None,
+        bias=None,
+        **common: Any,
+    ) -> None:
         super().__init__(in_chs, out_chs, stride, **common)
-        self.conv = self.cna(in_chs, out_chs, kernel, stride, dilation=dilation, groups=groups,
-                             padding=padding, bias=bias)  # fmt: skip
+        self.conv = self.cna(
+            in_chs,
+            out_chs,
+            kernel,
+            stride,
+            dilation=dilation,
+            groups=groups,
+            padding=padding,
+            bias=bias,
+        )
 
     @classmethod
     def check(cls, in_chs, out_chs, stride, opts, dims):
@@ -80,14 +99,33 @@ class ConvTranspose(Block):
         "bias": Opt(None, "bool_or_null"),
     }
 
-    def __init__(self, in_chs, out_chs, stride=1, *, kernel=2, padding=0, output_padding=0,
-                 dilation=1, groups=1, bias=None, **common: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        stride: int = 1,
+        *,
+        kernel=2,
+        padding=0,
+        output_padding=0,
+        dilation=1,
+        groups=1,
+        bias=None,
+        **common: Any,
+    ) -> None:
         super().__init__(in_chs, out_chs, stride, **common)
         has_norm = self.norm_name != "none"
         self.conv = conv_transpose_cls(self.dims)(
-            in_chs, out_chs, kernel, stride, padding, output_padding, groups,
-            bias=(not has_norm) if bias is None else bias, dilation=dilation,
-        )  # fmt: skip
+            in_chs,
+            out_chs,
+            kernel,
+            stride,
+            padding,
+            output_padding,
+            groups,
+            bias=(not has_norm) if bias is None else bias,
+            dilation=dilation,
+        )
         self.norm = get_norm(self.norm_name, out_chs, self.dims, **self.norm_kwargs)
         self.act = get_act(self.act_name, out_chs)
 
@@ -138,15 +176,24 @@ class Asym(Block):
     OPTIONS = {"kernel": Opt(3, "int", 1), "separate": Opt(True, "bool")}
     MIN_DIMS = 2
 
-    def __init__(self, in_chs, out_chs, stride=1, *, kernel=3, separate=True, **common) -> None:
+    def __init__(
+        self, in_chs: int, out_chs: int, stride: int = 1, *, kernel=3, separate=True, **common: Any
+    ) -> None:
         super().__init__(in_chs, out_chs, stride, **common)
         layers, chs = [], in_chs
         for axis in range(self.dims):
             last = axis == self.dims - 1
             with_na = separate or last
-            layers.append(self.cna(chs, out_chs, _axis_kernel(kernel, axis, self.dims),
-                                   _axis_stride(stride, axis, self.dims),
-                                   act=with_na, norm=with_na))  # fmt: skip
+            layers.append(
+                self.cna(
+                    chs,
+                    out_chs,
+                    _axis_kernel(kernel, axis, self.dims),
+                    _axis_stride(stride, axis, self.dims),
+                    act=with_na,
+                    norm=with_na,
+                )
+            )
             chs = out_chs
         self.convs = nn.Sequential(*layers)
 
@@ -162,14 +209,24 @@ class Flattened(Block):
     OPTIONS = {"kernel": Opt(3, "int", 1)}
     MIN_DIMS = 2
 
-    def __init__(self, in_chs, out_chs, stride=1, *, kernel=3, **common) -> None:
+    def __init__(
+        self, in_chs: int, out_chs: int, stride: int = 1, *, kernel=3, **common: Any
+    ) -> None:
         super().__init__(in_chs, out_chs, stride, **common)
         layers = [self.cna(in_chs, out_chs, 1, act=False, norm=False)]
         for axis in range(self.dims):
             last = axis == self.dims - 1
-            layers.append(self.cna(out_chs, out_chs, _axis_kernel(kernel, axis, self.dims),
-                                   _axis_stride(stride, axis, self.dims), groups=out_chs,
-                                   act=last, norm=last))  # fmt: skip
+            layers.append(
+                self.cna(
+                    out_chs,
+                    out_chs,
+                    _axis_kernel(kernel, axis, self.dims),
+                    _axis_stride(stride, axis, self.dims),
+                    groups=out_chs,
+                    act=last,
+                    norm=last,
+                )
+            )
         self.convs = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -189,11 +246,29 @@ class DwSep(Block):
         "mid_act": Opt(True, "bool"),
     }
 
-    def __init__(self, in_chs, out_chs, stride=1, *, kernel=3, dilation=1, mid_norm=True,
-                 mid_act=True, **common) -> None:  # fmt: skip
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        stride: int = 1,
+        *,
+        kernel=3,
+        dilation=1,
+        mid_norm=True,
+        mid_act=True,
+        **common: Any,
+    ) -> None:
         super().__init__(in_chs, out_chs, stride, **common)
-        self.dw = self.cna(in_chs, in_chs, kernel, stride, dilation=dilation, groups=in_chs,
-                           act=mid_act, norm=mid_norm)  # fmt: skip
+        self.dw = self.cna(
+            in_chs,
+            in_chs,
+            kernel,
+            stride,
+            dilation=dilation,
+            groups=in_chs,
+            act=mid_act,
+            norm=mid_norm,
+        )
         self.pw = self.cna(in_chs, out_chs, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -207,7 +282,9 @@ class MlpConv(Block):
 
     OPTIONS = {"kernel": KERNEL, "layers": Opt(2, "int", 0)}
 
-    def __init__(self, in_chs, out_chs, stride=1, *, kernel=3, layers=2, **common) -> None:
+    def __init__(
+        self, in_chs: int, out_chs: int, stride: int = 1, *, kernel=3, layers=2, **common: Any
+    ) -> None:
         super().__init__(in_chs, out_chs, stride, **common)
         mods = [self.cna(in_chs, out_chs, kernel, stride)]
         mods += [self.cna(out_chs, out_chs, 1) for _ in range(layers)]

@@ -4,6 +4,7 @@ dense block) and the compressing transition between dense blocks."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -36,7 +37,9 @@ class DenseLayer(_PreAct):
     DERIVED_OUT = True
     NEEDS_STRIDE_1 = True
 
-    def __init__(self, in_chs, out_chs, stride=1, *, growth=32, bn_size=4, **common) -> None:
+    def __init__(
+        self, in_chs: int, out_chs: int, stride: int = 1, *, growth=32, bn_size=4, **common: Any
+    ) -> None:
         super().__init__(in_chs, out_chs, stride, **common)
         mid = bn_size * growth
         self.bottleneck = self.pre(in_chs, mid, 1) if bn_size else nn.Identity()
@@ -58,7 +61,9 @@ class Transition(_PreAct):
     OPTIONS = {"compression": Opt(0.5, "float", 0.0, 1.0)}
     DERIVED_OUT = True
 
-    def __init__(self, in_chs, out_chs, stride=1, *, compression=0.5, **common) -> None:
+    def __init__(
+        self, in_chs: int, out_chs: int, stride: int = 1, *, compression=0.5, **common: Any
+    ) -> None:
         super().__init__(in_chs, out_chs, stride, **common)
         self.conv = self.pre(in_chs, out_chs, 1)
         self.pool = get_pool("avg", self.dims, stride, stride) if stride > 1 else nn.Identity()

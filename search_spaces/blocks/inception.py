@@ -4,6 +4,8 @@ are concatenated along channels, so the output channels are derived from the opt
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -52,16 +54,31 @@ class Inception(_Branches):
     }
     CHANNEL_KEYS = ("b1", "b2_red", "b2", "b3_red", "b3", "pool_proj")
 
-    def __init__(self, in_chs, out_chs, stride=1, *, b1=64, b2_red=96, b2=128, b3_red=16, b3=32,
-                 b3_kernel=5, pool_proj=32, **common) -> None:  # fmt: skip
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        stride: int = 1,
+        *,
+        b1=64,
+        b2_red=96,
+        b2=128,
+        b3_red=16,
+        b3=32,
+        b3_kernel=5,
+        pool_proj=32,
+        **common: Any,
+    ) -> None:
         super().__init__(in_chs, out_chs, stride, **common)
         pool = get_pool("max", self.dims, 3, 1, 1, ceil_mode=True)
-        self.branches = nn.ModuleList([
-            self.cna(in_chs, b1, 1),
-            nn.Sequential(self.cna(in_chs, b2_red, 1), self.cna(b2_red, b2, 3)),
-            nn.Sequential(self.cna(in_chs, b3_red, 1), self.cna(b3_red, b3, b3_kernel)),
-            nn.Sequential(pool, self.cna(in_chs, pool_proj, 1)),
-        ])  # fmt: skip
+        self.branches = nn.ModuleList(
+            [
+                self.cna(in_chs, b1, 1),
+                nn.Sequential(self.cna(in_chs, b2_red, 1), self.cna(b2_red, b2, 3)),
+                nn.Sequential(self.cna(in_chs, b3_red, 1), self.cna(b3_red, b3, b3_kernel)),
+                nn.Sequential(pool, self.cna(in_chs, pool_proj, 1)),
+            ]
+        )
 
     @classmethod
     def out_channels(cls, in_chs, opts, dims):
@@ -86,8 +103,22 @@ class InceptionV3(_Branches):
     }
     CHANNEL_KEYS = ("b1", "b2_red", "b2", "b3_red", "b3", "pool_proj")
 
-    def __init__(self, in_chs, out_chs, stride=1, *, form="a", kernel=7, b1=64, b2_red=48, b2=64,
-                 b3_red=64, b3=96, pool_proj=32, **common) -> None:  # fmt: skip
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        stride: int = 1,
+        *,
+        form="a",
+        kernel=7,
+        b1=64,
+        b2_red=48,
+        b2=64,
+        b3_red=64,
+        b3=96,
+        pool_proj=32,
+        **common: Any,
+    ) -> None:
         super().__init__(in_chs, out_chs, stride, **common)
         d = self.dims
         if form == "a":
@@ -95,18 +126,24 @@ class InceptionV3(_Branches):
             br3 = [self.cna(b3_red, b3, 3), self.cna(b3, b3, 3)]
         elif form == "b":
             br2 = [self.cna(b2_red if i == 0 else b2, b2, _axis(kernel, i, d)) for i in range(d)]
-            br3 = [self.cna(b3_red if i == 0 else b3, b3, _axis(kernel, i % d, d))
-                   for i in range(2 * d)]  # fmt: skip
+            br3 = [
+                self.cna(b3_red if i == 0 else b3, b3, _axis(kernel, i % d, d))
+                for i in range(2 * d)
+            ]
         else:
             br2 = [_Parallel(self.cna(b2_red, b2, _axis(3, i, d)) for i in range(d))]
-            br3 = [self.cna(b3_red, b3, 3), _Parallel(self.cna(b3, b3, _axis(3, i, d))
-                                                      for i in range(d))]  # fmt: skip
-        self.branches = nn.ModuleList([
-            self.cna(in_chs, b1, 1),
-            nn.Sequential(self.cna(in_chs, b2_red, 1), *br2),
-            nn.Sequential(self.cna(in_chs, b3_red, 1), *br3),
-            nn.Sequential(get_pool("avg", d, 3, 1, 1), self.cna(in_chs, pool_proj, 1)),
-        ])  # fmt: skip
+            br3 = [
+                self.cna(b3_red, b3, 3),
+                _Parallel(self.cna(b3, b3, _axis(3, i, d)) for i in range(d)),
+            ]
+        self.branches = nn.ModuleList(
+            [
+                self.cna(in_chs, b1, 1),
+                nn.Sequential(self.cna(in_chs, b2_red, 1), *br2),
+                nn.Sequential(self.cna(in_chs, b3_red, 1), *br3),
+                nn.Sequential(get_pool("avg", d, 3, 1, 1), self.cna(in_chs, pool_proj, 1)),
+            ]
+        )
 
     @classmethod
     def out_channels(cls, in_chs, opts, dims):
@@ -128,7 +165,9 @@ class Fire(_Branches):
     OPTIONS = {"squeeze": Opt(16, "int", 1), "e1": CH, "e3": CH}
     CHANNEL_KEYS = ("squeeze", "e1", "e3")
 
-    def __init__(self, in_chs, out_chs, stride=1, *, squeeze=16, e1=64, e3=64, **common) -> None:
+    def __init__(
+        self, in_chs: int, out_chs: int, stride: int = 1, *, squeeze=16, e1=64, e3=64, **common: Any
+    ) -> None:
         super().__init__(in_chs, out_chs, stride, **common)
         self.squeeze = self.cna(in_chs, squeeze, 1)
         self.branches = nn.ModuleList([self.cna(squeeze, e1, 1), self.cna(squeeze, e3, 3)])

@@ -51,7 +51,9 @@ class Basic(_ResidualBase):
 
     OPTIONS = {"shortcut": SHORTCUT}
 
-    def __init__(self, in_chs, out_chs, stride=1, *, shortcut="auto", **common: Any) -> None:
+    def __init__(
+        self, in_chs: int, out_chs: int, stride: int = 1, *, shortcut="auto", **common: Any
+    ) -> None:
         super().__init__(in_chs, out_chs, stride, **common)
         self.branch = nn.Sequential(
             self.cna(in_chs, out_chs, 3, stride), self.cna(out_chs, out_chs, 3, act=False)
@@ -76,8 +78,18 @@ class Bottleneck(_ResidualBase):
     def width(out_chs: int, expansion: int, groups: int, base_width: int) -> int:
         return int(out_chs // expansion * (base_width / 64.0)) * groups
 
-    def __init__(self, in_chs, out_chs, stride=1, *, expansion=4, groups=1, base_width=64,
-                 shortcut="auto", **common: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        stride: int = 1,
+        *,
+        expansion=4,
+        groups=1,
+        base_width=64,
+        shortcut="auto",
+        **common: Any,
+    ) -> None:
         super().__init__(in_chs, out_chs, stride, **common)
         width = self.width(out_chs, expansion, groups, base_width)
         self.branch = nn.Sequential(
@@ -108,7 +120,9 @@ class InvertedResidual(Block):
     INTERNAL_SE = True
     RESIDUAL = True
 
-    def __init__(self, in_chs, out_chs, stride=1, *, expansion=6, kernel=3, **common) -> None:
+    def __init__(
+        self, in_chs: int, out_chs: int, stride: int = 1, *, expansion=6, kernel=3, **common: Any
+    ) -> None:
         super().__init__(in_chs, out_chs, stride, **common)
         mid = int(round(in_chs * expansion))
         self.has_skip = stride == 1 and in_chs == out_chs

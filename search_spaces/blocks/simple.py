@@ -3,6 +3,8 @@ stochastic), stand-alone squeeze-and-excitation, and norm -> act."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from search_spaces.blocks.base import Block, Opt, conv_out, register
@@ -26,11 +28,24 @@ class Pool(Block):
     }
     PRESERVES = True
 
-    def __init__(self, in_chs, out_chs, stride=1, *, kind="max", kernel=2, padding=0,
-                 ceil_mode=False, p=2.0, lam=0.5, **common) -> None:  # fmt: skip
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        stride: int = 1,
+        *,
+        kind="max",
+        kernel=2,
+        padding=0,
+        ceil_mode=False,
+        p=2.0,
+        lam=0.5,
+        **common: Any,
+    ) -> None:
         super().__init__(in_chs, out_chs, stride, **common)
-        self.pool = get_pool(kind, self.dims, kernel, stride, padding, ceil_mode=ceil_mode, p=p,
-                             lam=lam)  # fmt: skip
+        self.pool = get_pool(
+            kind, self.dims, kernel, stride, padding, ceil_mode=ceil_mode, p=p, lam=lam
+        )
 
     @classmethod
     def check(cls, in_chs, out_chs, stride, opts, dims):
@@ -59,7 +74,9 @@ class SE(Block):
     INTERNAL_SE = True
     NEEDS_STRIDE_1 = True
 
-    def __init__(self, in_chs, out_chs, stride=1, *, ratio=0.25, **common) -> None:
+    def __init__(
+        self, in_chs: int, out_chs: int, stride: int = 1, *, ratio=0.25, **common: Any
+    ) -> None:
         super().__init__(in_chs, out_chs, stride, **common)
         self.se_ratio = ratio
         self.se = self.make_se(in_chs)
@@ -75,7 +92,7 @@ class NormAct(Block):
     PRESERVES = True
     NEEDS_STRIDE_1 = True
 
-    def __init__(self, in_chs, out_chs, stride=1, **common) -> None:
+    def __init__(self, in_chs: int, out_chs: int, stride: int = 1, **common: Any) -> None:
         super().__init__(in_chs, out_chs, stride, **common)
         self.norm = get_norm(self.norm_name, in_chs, self.dims, **self.norm_kwargs)
         self.act = get_act(self.act_name, in_chs)
