@@ -92,7 +92,7 @@ def export_checkpoint(
     if not 7 <= int(opset) <= 23:
         raise UsageError(f"--opset {opset}: expected an ONNX opset between 7 and 23")
     model, ckpt = load_model_from_checkpoint(checkpoint_path)
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
 
     batch = None if dynamic_batch else FIXED_BATCH

@@ -144,7 +144,14 @@ class _StateDict(ExportedModel):
                 f"{path}: not a readable state_dict file ({_brief(exc)})"
             ) from exc
         if not isinstance(payload, dict) or payload.get("kind") != "state_dict":
-            raise ExportFileError(f"{path}: a torch file but not a nas state_dict export")
+            hint = ""
+            if isinstance(payload, dict) and str(payload.get("format", "")).startswith(
+                "nas-checkpoint"
+            ):
+                hint = (
+                    " (a retrain checkpoint: make an export of it with `nas export --checkpoint`)"
+                )
+            raise ExportFileError(f"{path}: a torch file but not a nas state_dict export{hint}")
         try:
             metadata = _meta.parse(
                 _meta.dumps({k: v for k, v in payload.items() if k not in ("state_dict", "kind")}),
