@@ -20,7 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p = subparsers.add_parser(
         "export",
         help="export a retrained model to ONNX / TorchScript, verified and registered",
-        description=__doc__,
+        description=__doc__.replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--workdir", default="nas-work", help="state folder (default ./nas-work)")
@@ -30,12 +30,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     src.add_argument("--best", action="store_true", help="the study's best retrain run (default)")
     src.add_argument("--checkpoint", metavar="PATH", help="a retrain checkpoint file")
     p.add_argument(
-        "--format", default="onnx,torchscript", help="comma list of onnx, torchscript, state_dict"
+        "--format",
+        default="onnx,torchscript",
+        help="comma list of onnx, torchscript, state_dict (default onnx,torchscript)",
     )
     p.add_argument(
         "--out", metavar="DIR", help="output folder (default <workdir>/<name>/exports/<run>/)"
     )
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument(
+        "--opset",
+        type=int,
+        default=17,
+        help="ONNX opset (default 17; >= 18 uses the dynamo exporter)",
+    )
     p.add_argument("--dynamic-batch", action="store_true", help="export a dynamic batch axis")
     p.add_argument(
         "--register-name", metavar="NAME", help="registered model name (default nas-<name>)"

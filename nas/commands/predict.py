@@ -15,7 +15,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p = subparsers.add_parser(
         "predict",
         help="classify inputs with an exported model",
-        description=__doc__
+        description=__doc__.replace("``", "")
         + "\nINPUT: .npy/.npz (N,C,*spatial or one sample), an image, .csv or .ts",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

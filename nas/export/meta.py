@@ -26,7 +26,8 @@ def export_metadata(checkpoint: dict[str, Any], batch: int | None) -> dict[str, 
         "num_classes": int(checkpoint["num_classes"]),
         "class_names": checkpoint.get("class_names"),
         "input_shape": [batch, *input_shape(spec)],
-        "dataset": checkpoint.get("dataset"),
+        # the dataset's name only: a local data_dir means nothing where the export is deployed
+        "dataset": (checkpoint.get("dataset") or {}).get("name"),
         "spec": spec,
     }
 
