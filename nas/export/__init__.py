@@ -3,7 +3,12 @@ with a model card; ``nas predict`` loads them back."""
 
 from nas.export.api import FORMATS, ExportResult, export_checkpoint, parse_formats
 from nas.export.loaders import ExportedModel, ExportFileError, load_export
-from nas.export.model import DeployableModel, input_shape, load_model_from_checkpoint
+from nas.export.model import (
+    DeployableModel,
+    input_shape,
+    load_model_from_checkpoint,
+    read_checkpoint,
+)
 from nas.export.verify import ExportError, VerificationError, verify_export
 
 __all__ = [
@@ -19,5 +24,6 @@ __all__ = [
     "load_export",
     "load_model_from_checkpoint",
     "parse_formats",
+    "read_checkpoint",
     "verify_export",
 ]
