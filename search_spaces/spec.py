@@ -352,11 +352,22 @@ def _entry(path, name, type_name, opts, in_chs, out, stride, size, dims, orig) -
             f"{base}.stride: input size {size} cannot be downsampled by {stride} (the spec "
             f"downsamples more than its input size {orig} allows)"
         )
+    least = cls.min_size(opts, dims)
+    if min(size) < least:
+        raise SpecError(
+            f"{path}: input size {size} is smaller than the block's 3-D average pool needs "
+            f"({least} per axis; input size {orig})"
+        )
     out_size = cls.out_size(size, stride, opts, dims)
     if min(out_size) < 1:
         raise SpecError(
             f"{path}: output size {out_size} from input size {size}: the kernel needs more input "
             f"than is left (input size {orig})"
+        )
+    if opts.get("norm") == "instance" and min(math.prod(size), math.prod(out_size)) == 1:
+        raise SpecError(
+            f"{path}.norm: instance norm needs more than one spatial position, the block sees "
+            f"{size} -> {out_size} (input size {orig})"
         )
     block_opts = {k: v for k, v in opts.items() if k not in ("type", "out", "stride")}
     return Entry(path, name, type_name, block_opts, in_chs, out_chs, stride, list(size), out_size)

@@ -235,3 +235,19 @@ def test_derived_outputs_are_checked_and_written_null() -> None:
     spec = small(stem=[{"type": "conv", "out": 8}, {"type": "pool", "out": 4, "stride": 2}])
     with pytest.raises(SpecError, match=r"^stem\[1\]\.out: a 'pool' entry from 8 channels gives 8"):
         load_spec(spec)
+
+
+def test_three_d_average_pool_needs_its_kernel() -> None:
+    spec = small(input={"dims": 3, "channels": 3, "size": [2, 8, 8]}, stem=[])
+    spec["stages"] = [{"block": {"type": "pool", "kind": "avg", "kernel": 3, "padding": 1}}]
+    with pytest.raises(SpecError, match=r"^stages\[0\]\.block: input size \[2, 8, 8\] is smaller"):
+        load_spec(spec)
+
+
+def test_instance_norm_needs_more_than_one_position() -> None:
+    spec = small(
+        input={"dims": 2, "channels": 3, "size": 2}, stem=[], defaults={"norm": "instance"}
+    )
+    spec["stages"] = [{"block": {"type": "conv"}, "out": 4, "stride": 2}]
+    with pytest.raises(SpecError, match=r"^stages\[0\]\.block\.norm: instance norm needs"):
+        load_spec(spec)

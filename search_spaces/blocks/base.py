@@ -150,6 +150,12 @@ class Block(nn.Module):
         return []
 
     @classmethod
+    def min_size(cls, opts: dict, dims: int) -> int:
+        """Smallest input length per axis the block accepts (PyTorch's 3-D average pooling
+        refuses inputs shorter than its kernel, whatever the padding)."""
+        return 1
+
+    @classmethod
     def out_size(cls, size: Sequence[int], stride: int, opts: dict, dims: int) -> list[int]:
         """Spatial output size; the default is 'same' padding: ceil(n / stride)."""
         return [math.ceil(n / stride) for n in size]

@@ -151,6 +151,10 @@ class InceptionV3(_Branches):
         return opts["b1"] + split * (opts["b2"] + opts["b3"]) + opts["pool_proj"]
 
     @classmethod
+    def min_size(cls, opts, dims):
+        return 3 if dims == 3 else 1  # its 3x3x3 average pool
+
+    @classmethod
     def check(cls, in_chs, out_chs, stride, opts, dims):
         if opts["form"] in ("b", "c") and dims < 2:
             return [("form", f"form {opts['form']!r} factorizes per axis and needs dims >= 2")]

@@ -56,6 +56,12 @@ class Pool(Block):
         return []
 
     @classmethod
+    def min_size(cls, opts, dims):
+        if dims == 3 and opts["kind"] in ("avg", "lp", "mixed"):
+            return max(to_tuple(opts["kernel"], dims))
+        return 1
+
+    @classmethod
     def out_size(cls, size, stride, opts, dims):
         k = to_tuple(opts["kernel"], dims)
         ceil, p = opts["ceil_mode"], opts["padding"]
