@@ -17,6 +17,8 @@ import torch
 from nas.errors import UsageError
 from nas.export import meta as _meta
 
+CHUNK = 256  # samples per run of a dynamic-batch model
+
 
 class ExportFileError(UsageError):
     """The file is not a readable nas export (corrupt, truncated, foreign)."""
@@ -57,13 +59,12 @@ class ExportedModel:
                 f"input shape {list(x.shape)}: the model takes N,{','.join(map(str, self.input_shape))}"
             )
         b = self.batch
-        if b is None or len(x) == b:
-            return self._run(x)
-        outs = []  # fixed-batch graph: run in chunks of b, zero-padding the last one
-        for i in range(0, len(x), b):
-            chunk = x[i : i + b]
+        step = b or CHUNK
+        outs = []  # in chunks: bounded memory; a fixed-batch graph gets its last one zero-padded
+        for i in range(0, len(x), step):
+            chunk = x[i : i + step]
             n = len(chunk)
-            if n < b:
+            if b is not None and n < b:
                 chunk = np.concatenate([chunk, np.zeros((b - n, *chunk.shape[1:]), np.float32)])
             outs.append(self._run(chunk)[:n])
         return np.concatenate(outs) if outs else np.zeros((0, self.num_classes), np.float32)
