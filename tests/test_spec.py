@@ -251,3 +251,51 @@ def test_instance_norm_needs_more_than_one_position() -> None:
     spec["stages"] = [{"block": {"type": "conv"}, "out": 4, "stride": 2}]
     with pytest.raises(SpecError, match=r"^stages\[0\]\.block\.norm: instance norm needs"):
         load_spec(spec)
+
+
+def test_plan_predicts_what_build_produces() -> None:
+    """Seeded random specs: whatever load_spec accepts builds, trains a step, and has the
+    channels and spatial size the plan predicted."""
+    import random
+
+    import torch
+
+    from search_spaces.blocks import BLOCKS
+    from search_spaces.spec import plan
+
+    torch.set_num_threads(1)
+    rng = random.Random(1)
+    types = ["conv", "conv_transpose", "dwsep", "basic", "dense", "transition", "inception_v3",
+             "mbconv", "fire", "pool"]  # fmt: skip
+    accepted = 0
+    for _ in range(40):
+        dims = rng.choice([1, 2, 3])
+        size = [rng.randint(1, 7) for _ in range(dims)]
+        stages = []
+        for t in rng.sample(types, 2):
+            cls = BLOCKS[t]
+            block = {"type": t}
+            if t == "pool":
+                block.update(kind=rng.choice(["avg", "lp", "min"]), kernel=rng.randint(1, 3))
+            if t == "conv":
+                block.update(kernel=rng.randint(1, 5), padding=rng.choice([None, 0]))
+            for key, value in (("growth", 4), ("squeeze", 2), ("e1", 2), ("e3", 2), ("b1", 2)):
+                if key in cls.OPTIONS:
+                    block[key] = value
+            stride = 1 if cls.NEEDS_STRIDE_1 else rng.randint(1, 2)
+            out = None if cls.DERIVED_OUT or cls.PRESERVES else 4
+            stages.append({"block": block, "out": out, "stride": stride})
+        norm = rng.choice(["batch", "instance", "layer"])
+        spec = {"version": 1, "input": {"dims": dims, "channels": 4, "size": size},
+                "stages": stages, "defaults": {"norm": norm}}  # fmt: skip
+        try:
+            p = plan(load_spec(spec))
+        except SpecError:
+            continue
+        accepted += 1
+        model = build(spec, 3)
+        x = torch.randn(2, 4, *size)
+        feats = model.stages(model.stem(x))
+        assert list(feats.shape[1:]) == [p.head_chs, *p.head_size], spec
+        model(x).sum().backward()
+    assert accepted >= 15
