@@ -73,3 +73,13 @@ def test_zoo_network_runs_on_its_input() -> None:
     assert model(torch.randn(2, 1, 32, 32)).shape == (2, 10)
     model = build(load_zoo("squeezenet1_1"), 7).eval()
     assert model(torch.randn(1, 3, 64, 64)).shape == (1, 7)
+
+
+@pytest.mark.parametrize("name", ["googlenet", "densenet121", "efficientnet_b0"])
+def test_zoo_specs_round_trip(name: str, tmp_path) -> None:
+    from search_spaces import dump_spec, load_spec, spec_id
+
+    spec = load_zoo(name)
+    for suffix in (".json", ".yaml"):
+        again = load_spec(dump_spec(spec, tmp_path / f"{name}{suffix}"))
+        assert again == spec and spec_id(again) == spec_id(spec)
