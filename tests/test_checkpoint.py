@@ -20,6 +20,7 @@ def test_round_trip_and_no_leftovers(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["c.pt"]
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_corrupt_foreign_and_missing(tmp_path):
     path = save_checkpoint(tmp_path / "c.pt", {"epoch": 1})
     path.write_bytes(path.read_bytes()[:40])
