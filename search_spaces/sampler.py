@@ -23,6 +23,7 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+from search_spaces.cost import count
 from search_spaces.scaling import scaled_size
 from search_spaces.space import (
     INERT,
@@ -33,6 +34,7 @@ from search_spaces.space import (
     SpaceError,
     load_space,
 )
+from search_spaces.spec import load_spec
 
 __all__ = ["sample", "RandomTrial", "SampleRejected", "train_settings"]
 
@@ -248,10 +250,11 @@ def sample(
     The spec follows SPEC.md with ``input`` = (dims, channels, size); it is returned in
     canonical form when the catalog's ``load_spec`` is available. Depth adapts to the input:
     every stage after the first halves the spatial size, and the number of stages is capped
-    so the last one still has at least 1x1 (2x2 with instance norm, which needs more than
-    one value per channel; the same for group norm) after resolution scaling. Nothing heavy is computed, except
-    when the space sets ``limits``: then the cost model counts the spec and, while it is over
-    a limit, the width multiplier shrinks by 0.8 (at most 8 times) before
+    so the last one still has at least 1x1 after resolution scaling (2x2 with instance or
+    group norm, see ``FLOOR_SIZE``). The spec comes back in the catalog's canonical form
+    (``load_spec``, which also checks every size). Nothing heavy is computed, except when
+    the space sets ``limits``: then the cost model counts the spec and, while it is over a
+    limit, the width multiplier shrinks by 0.8 (at most 8 times) before
     :class:`SampleRejected` is raised.
 
     Raises SpaceError for an input the space does not take.
@@ -315,25 +318,14 @@ def sample(
         "scaling": {**scaling, "divisor": 8},
     }
     train = train_settings(trial, space)
-    spec = _canonical(spec)
+    spec = load_spec(spec)
     if any(v is not None for v in space.limits.values()):
         spec = _fit_limits(spec, space, num_classes)
     return spec, train
 
 
-def _canonical(spec: dict[str, Any]) -> dict[str, Any]:
-    """The catalog's canonical form (defaults filled in), when the catalog is importable."""
-    try:
-        from search_spaces.spec import load_spec
-    except ImportError:  # the catalog is not there yet: the plain spec is valid SPEC.md
-        return spec
-    return load_spec(spec)
-
-
 def _fit_limits(spec: dict[str, Any], space: Space, num_classes: int) -> dict[str, Any]:
     """Shrink ``scaling.width`` until the spec is within the space's limits, or reject it."""
-    from search_spaces import count
-
     for _ in range(9):
         cost = count(spec, num_classes)
         over = [
@@ -348,5 +340,5 @@ def _fit_limits(spec: dict[str, Any], space: Space, num_classes: int) -> dict[st
             return spec
         smaller = dict(spec, scaling=dict(spec["scaling"]))
         smaller["scaling"]["width"] = round(spec["scaling"]["width"] * 0.8, 4)
-        last, spec = spec, _canonical(smaller)
+        last, spec = spec, load_spec(smaller)
     raise SampleRejected(f"space '{space.name}': " + "; ".join(over), last)
