@@ -132,16 +132,6 @@ class Choice:
             return len(self.values) == 1
         return self.low == self.high
 
-    @property
-    def smallest(self) -> Any:
-        """The smallest value (the first one of a list)."""
-        return self.values[0] if self.values is not None else self.low
-
-    @property
-    def options(self) -> tuple[Any, ...] | None:
-        """The values of a list choice (None for a range)."""
-        return self.values
-
     def suggest(self, trial: Any, name: str) -> Any:
         """The value for this decision, asking ``trial`` under ``name`` unless it is fixed."""
         if self.values is not None:
