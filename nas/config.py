@@ -82,7 +82,9 @@ def check_writable(workdir: Path) -> None:
     try:
         tempfile.TemporaryDirectory(dir=probe).cleanup()
     except OSError as exc:
-        raise UsageError(f"--workdir {str(workdir)!r}: {str(probe)!r} is not writable ({exc.strerror})") from None
+        raise UsageError(
+            f"--workdir {str(workdir)!r}: {str(probe)!r} is not writable ({exc.strerror})"
+        ) from None
 
 
 @dataclass(frozen=True)

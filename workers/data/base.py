@@ -39,6 +39,8 @@ class Dataset:
     mean: torch.Tensor
     std: torch.Tensor
     classes: tuple[str, ...] = ()
+    # False where a mirror image is another thing (handwritten digits): no horizontal flips
+    mirror_invariant: bool = True
 
     @property
     def modality(self) -> str:
@@ -126,6 +128,7 @@ def make_dataset(
     source: str,
     num_classes: int | None = None,
     classes: tuple[str, ...] = (),
+    mirror_invariant: bool = True,
 ) -> Dataset:
     """Validate arrays, hold out a stratified validation split and compute the statistics.
 
@@ -172,6 +175,7 @@ def make_dataset(
         mean=mean,
         std=std,
         classes=classes,
+        mirror_invariant=mirror_invariant,
     )
 
 

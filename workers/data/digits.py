@@ -29,4 +29,5 @@ def load(*, val_fraction: float, seed: int) -> Dataset:
         seed=seed,
         source="sklearn load_digits",
         num_classes=10,
+        mirror_invariant=False,
     )

@@ -87,4 +87,5 @@ def load(folder: Path, *, name: str, val_fraction: float, seed: int) -> Dataset:
         seed=seed,
         source=str(folder),
         num_classes=10,
+        mirror_invariant=name != "mnist",
     )

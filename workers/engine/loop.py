@@ -131,7 +131,10 @@ class _Run:
         self.model, self.data, self.s = model, dataset, settings
         self.epochs, self.device, self.seed = epochs, device, seed
         self.aug = Augmenter.for_dataset(
-            dataset, settings.augment, flip=settings.flip, resolution=resolution
+            dataset,
+            settings.augment,
+            flip=settings.flip and dataset.mirror_invariant,
+            resolution=resolution,
         )
         n = len(dataset.train_x)
         self.batch = min(settings.batch_size, n)
