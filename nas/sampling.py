@@ -40,22 +40,28 @@ class DefineByRun:
 
     def __call__(self, trial: Any) -> dict[str, Any]:
         cfg, data = self.cfg, self.data
-        spec, train = search_spaces.sample(
-            trial,
-            self.space,
-            dims=data.dims,
-            channels=data.channels,
-            size=tuple(data.size),
-            num_classes=data.num_classes,
-        )
-        sid = search_spaces.spec_id(spec)
-        key = config_key(sid, train)
         try:
-            cost = search_spaces.count(spec, data.num_classes)
-            params, macs = int(cost.params), int(cost.macs)
-            rejected = limit_violation(params, macs, cfg)
-        except ValueError as exc:  # a spec the catalog refuses never reaches a worker
-            params, macs, rejected = 0, 0, f"invalid spec: {exc}"
+            spec, train = search_spaces.sample(
+                trial,
+                self.space,
+                dims=data.dims,
+                channels=data.channels,
+                size=tuple(data.size),
+                num_classes=data.num_classes,
+            )
+        except ValueError as exc:  # over the space's own limits, or impossible: no worker
+            spec, train = getattr(exc, "spec", None) or {}, {}
+            sid = search_spaces.spec_id(spec) if spec else ""
+            params, macs, rejected = 0, 0, f"rejected by the space: {exc}"
+        else:
+            sid = search_spaces.spec_id(spec)
+            try:
+                cost = search_spaces.count(spec, data.num_classes)
+                params, macs = int(cost.params), int(cost.macs)
+                rejected = limit_violation(params, macs, cfg)
+            except ValueError as exc:  # a spec the catalog refuses never reaches a worker
+                params, macs, rejected = 0, 0, f"invalid spec: {exc}"
+        key = config_key(sid, train)
         for name, value in (
             ("spec_id", sid),
             ("config_key", key),
