@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -92,8 +93,14 @@ def _connect_storage(url: str) -> None:
         raise UsageError(f"--storage {url!r}: cannot connect ({first})") from None
 
 
-def prepare_search(args: argparse.Namespace) -> tuple[SearchConfig, Any, float]:
-    """Validate everything; return (config, loaded space, budget already spent)."""
+def prepare_search(
+    args: argparse.Namespace, on_checked: Callable[[], None] | None = None
+) -> tuple[SearchConfig, Any, float]:
+    """Validate everything; return (config, loaded space, budget already spent).
+
+    ``on_checked`` is called once only the slow part is left (loading the dataset and the
+    space), so the caller can start Ray meanwhile.
+    """
     name = args.name
     if not NAME_RE.fullmatch(name):
         raise UsageError(
@@ -181,6 +188,8 @@ def prepare_search(args: argparse.Namespace) -> tuple[SearchConfig, Any, float]:
         }
     budget = parse_budget(budget_text)
     _check_numbers(args, overrides)
+    if on_checked is not None:
+        on_checked()
     data = probe_dataset(
         overrides["dataset"], overrides["data_dir"], overrides["val_fraction"], overrides["seed"]
     )

@@ -34,6 +34,7 @@ class SearchRuntime:
     started: float = field(default_factory=time.monotonic)
     device_seconds: float = 0.0
     budget_spent: threading.Event = field(default_factory=threading.Event)
+    gave_up: str | None = None  # why the searcher stopped proposing trials, if it did
 
     @property
     def wall_seconds(self) -> float:

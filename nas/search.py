@@ -39,6 +39,9 @@ from nas.tracking import SearchTracker  # noqa: E402
 from workers.trainable import train_trial  # noqa: E402
 
 logger = logging.getLogger(__name__)
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
 @dataclass
@@ -105,7 +108,7 @@ def make_scheduler(cfg: SearchConfig) -> Any:
     return FIFOScheduler()
 
 
-def start_ray(cfg: SearchConfig) -> None:
+def start_ray(address: str | None) -> None:
     """Connect to ``--ray-address`` or start a local Ray sized to this machine."""
     if ray.is_initialized():
         return
@@ -115,10 +118,30 @@ def start_ray(cfg: SearchConfig) -> None:
         "configure_logging": True,
         "logging_level": logging.WARNING,
     }
-    if cfg.ray_address:
-        ray.init(address=cfg.ray_address, **kwargs)
+    if address:
+        ray.init(address=address, **kwargs)
     else:
         ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+
+
+def _warm_cost_model(space: Any, cfg: SearchConfig) -> None:
+    """Sample and count one throw-away spec so the first real trial pays no warm-up."""
+    import search_spaces
+    from search_spaces.sampler import RandomTrial
+
+    data = cfg.data
+    try:
+        spec, _ = search_spaces.sample(
+            RandomTrial(cfg.seed),
+            space,
+            dims=data.dims,
+            channels=data.channels,
+            size=tuple(data.size),
+            num_classes=data.num_classes,
+        )
+        search_spaces.count(spec, data.num_classes)
+    except ValueError:
+        pass  # a rejected warm-up sample warmed up all the same
 
 
 def _concurrency(cfg: SearchConfig) -> int:
@@ -150,7 +173,9 @@ def run_search(
     assert cfg.data is not None
     cfg.study_dir.mkdir(parents=True, exist_ok=True)
     exp_path = cfg.ray_dir / cfg.name
-    restoring = cfg.resume and tune.Tuner.can_restore(str(exp_path))
+    # Ray restores an experiment only to finish the trials Ctrl-C left; a search that ended
+    # (budget spent) goes on as a new Ray experiment over the same Optuna study.
+    restoring = cfg.resume and tune.Tuner.can_restore(str(exp_path)) and _interrupted(exp_path)
 
     devices = cfg.gpus_per_trial if cfg.budget.device == "gpu" else cfg.cpus_per_trial
     rt = SearchRuntime(
@@ -161,13 +186,16 @@ def run_search(
     )
     save_state(cfg, spent_before, "running")
 
-    # Ray's start and MLflow's store creation are both slow: do them side by side.
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    # Ray's start (if not started yet), MLflow's store creation and the cost model's first
+    # call (PyTorch's meta device warms up) are all slow: do them side by side.
+    with ThreadPoolExecutor(max_workers=2) as pool:
         tracker_future = pool.submit(
             SearchTracker, cfg.tracking_uri, cfg.name, cfg.workdir / "mlartifacts"
         )
-        start_ray(cfg)
+        warm = pool.submit(_warm_cost_model, space, cfg)
+        start_ray(cfg.ray_address)
         tracker = tracker_future.result()
+        warm.result()
     rt.tracker = tracker
     parent = tracker.start_search_run(cfg.to_json(), resume=cfg.resume)
 
@@ -231,6 +259,8 @@ def run_search(
             [r.to_json() for r in records],
         )
         activate(None)
+    if rt.gave_up:
+        stream.write(f"nas: the search stopped early: {rt.gave_up}\n")
     return SearchOutcome(
         status=status,
         records=records,

@@ -19,6 +19,7 @@ from typing import Any
 
 import optuna
 from optuna.trial import TrialState
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from nas.runtime import current
@@ -26,7 +27,7 @@ from nas.trial_status import STATES, classify
 
 logger = logging.getLogger(__name__)
 
-MAX_REJECTIONS_PER_SUGGEST = 200
+MAX_REJECTIONS_PER_SUGGEST = 50
 
 
 class NasSearcher(OptunaSearch):
@@ -73,11 +74,15 @@ class NasSearcher(OptunaSearch):
                 self._reuse(trial_id, ot_trial, config, earlier)
                 continue
             return config
-        logger.warning(
-            "%d samples in a row were rejected: loosen --max-params / --max-macs",
-            MAX_REJECTIONS_PER_SUGGEST,
+        reason = (
+            f"{MAX_REJECTIONS_PER_SUGGEST} samples in a row were rejected "
+            "(over --max-params / --max-macs or the space's limits): loosen them"
         )
-        return None
+        logger.warning(reason)
+        rt = current()
+        if rt is not None:
+            rt.gave_up = reason
+        return Searcher.FINISHED
 
     def _find_evaluated(self, key: str, exclude: int) -> optuna.trial.FrozenTrial | None:
         for t in self._ot_study.get_trials(

@@ -97,17 +97,24 @@ def test_multi_objective_gives_a_pareto_front(tmp_path, ray_session, capsys):
 
 
 def test_max_params_rejects_before_a_worker(tmp_path, ray_session):
-    assert _search(tmp_path, "--budget", "2trials", "--max-params", "2000", "--seed", "3") == 0
+    assert _search(tmp_path, "--budget", "2trials", "--max-params", "12k", "--seed", "3") == 0
     study = _study(tmp_path)
     rejected = [t for t in study.trials if t.user_attrs.get("status") == "rejected"]
-    assert rejected, "a 2k-parameter limit must reject some digits architectures"
+    assert rejected, "a 12k-parameter limit must reject some digits architectures"
     for t in rejected:
-        assert t.state.name == "FAIL" and t.user_attrs["params"] > 2000
+        assert t.state.name == "FAIL" and t.user_attrs["params"] > 12000
         assert "--max-params" in t.user_attrs["reason"]
     for t in study.trials:
         if t.state.name == "COMPLETE":
-            assert t.user_attrs["params"] <= 2000
+            assert t.user_attrs["params"] <= 12000
     assert_stores_agree(study, _mlflow_trials(tmp_path))
+
+
+def test_impossible_limit_ends_the_search_with_a_reason(tmp_path, ray_session, capsys):
+    assert _search(tmp_path, "--budget", "2trials", "--max-params", "10") == 0
+    assert "loosen" in capsys.readouterr().err
+    study = _study(tmp_path)
+    assert study.trials and all(t.user_attrs["status"] == "rejected" for t in study.trials)
 
 
 def test_resume_keeps_trials_and_counts_spent_budget(tmp_path, ray_session):

@@ -97,9 +97,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.prepare import prepare_search
-
-    cfg, space, spent = prepare_search(args)  # every UsageError happens here, before any write
+    cfg, space, spent = _prepare_while_ray_starts(args)
 
     from nas.results import format_table
     from nas.search import run_search
@@ -124,3 +122,30 @@ def run(args: argparse.Namespace) -> int:
         f"      nas retrain --workdir {cfg.workdir} --name {cfg.name} --best\n"
     )
     return 0
+
+
+def _prepare_while_ray_starts(args: argparse.Namespace):
+    """Validate the input (every UsageError happens here, before any write), starting Ray
+    in the main thread as soon as only the slow loading of the dataset and space is left."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nas.prepare import prepare_search
+
+    checked = threading.Event()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(prepare_search, args, checked.set)
+        while not checked.wait(0.05) and not future.done():
+            pass
+        if checked.is_set():
+            from nas.search import start_ray
+
+            start_ray(args.ray_address)
+        try:
+            return future.result()
+        except BaseException:
+            if checked.is_set():
+                import ray
+
+                ray.shutdown()
+            raise
