@@ -129,7 +129,11 @@ def retrain(
 
     client = MlflowClient(tracking_uri or cfg.get("tracking_uri") or default_tracking_uri(workdir))
     exp = client.get_experiment_by_name(name)
-    exp_id = exp.experiment_id if exp else client.create_experiment(name)
+    exp_id = (
+        exp.experiment_id
+        if exp
+        else client.create_experiment(name, artifact_location=(workdir / "mlartifacts").resolve().as_uri())
+    )
     trial_run = client.search_runs(
         [exp_id],
         filter_string=f"tags.`nas.role` = 'trial' and tags.`nas.trial` = '{record.trial}'",
