@@ -183,7 +183,9 @@ def prepare_search(
             "sampler": args.sampler,
             "scheduler": args.scheduler,
             "epochs": args.epochs,
-            "grace_epochs": args.grace_epochs,
+            "grace_epochs": args.grace_epochs
+            if args.grace_epochs is not None
+            else min(2, args.epochs),
             "val_fraction": args.val_fraction,
         }
     budget = parse_budget(budget_text)

@@ -132,7 +132,9 @@ def retrain(
     exp_id = (
         exp.experiment_id
         if exp
-        else client.create_experiment(name, artifact_location=(workdir / "mlartifacts").resolve().as_uri())
+        else client.create_experiment(
+            name, artifact_location=(workdir / "mlartifacts").resolve().as_uri()
+        )
     )
     trial_run = client.search_runs(
         [exp_id],

@@ -164,10 +164,26 @@ def save_state(cfg: SearchConfig, spent: float, status: str) -> None:
     os.replace(tmp, path)
 
 
+def open_tracker(cfg: SearchConfig, space: Any) -> SearchTracker:
+    """Create the workdir and the MLflow store, and warm the cost model up (both slow), so
+    that callers can do it while Ray starts."""
+    cfg.study_dir.mkdir(parents=True, exist_ok=True)
+    tracker = SearchTracker(cfg.tracking_uri, cfg.name, cfg.workdir / "mlartifacts")
+    _warm_cost_model(space, cfg)
+    return tracker
+
+
 def run_search(
-    cfg: SearchConfig, space: Any, *, spent_before: float = 0.0, stream: IO[str] | None = None
+    cfg: SearchConfig,
+    space: Any,
+    *,
+    spent_before: float = 0.0,
+    stream: IO[str] | None = None,
+    tracker: SearchTracker | None = None,
 ) -> SearchOutcome:
-    """Run (or resume) the search described by ``cfg``; return its outcome."""
+    """Run (or resume) the search described by ``cfg``; return its outcome.
+
+    ``tracker`` is :func:`open_tracker`'s, when the caller opened it already."""
     stream = stream or sys.stderr
     t0 = time.monotonic()
     assert cfg.data is not None
@@ -186,16 +202,12 @@ def run_search(
     )
     save_state(cfg, spent_before, "running")
 
-    # Ray's start (if not started yet), MLflow's store creation and the cost model's first
-    # call (PyTorch's meta device warms up) are all slow: do them side by side.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        tracker_future = pool.submit(
-            SearchTracker, cfg.tracking_uri, cfg.name, cfg.workdir / "mlartifacts"
-        )
-        warm = pool.submit(_warm_cost_model, space, cfg)
-        start_ray(cfg.ray_address)
-        tracker = tracker_future.result()
-        warm.result()
+    if tracker is None:
+        with ThreadPoolExecutor(max_workers=1) as pool:  # side by side with Ray's start
+            opening = pool.submit(open_tracker, cfg, space)
+            start_ray(cfg.ray_address)
+            tracker = opening.result()
+    start_ray(cfg.ray_address)
     rt.tracker = tracker
     parent = tracker.start_search_run(cfg.to_json(), resume=cfg.resume)
 

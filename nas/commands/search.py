@@ -68,8 +68,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--grace-epochs",
         type=int,
-        default=2,
-        help="fewest epochs before a trial can be stopped (default: 2)",
+        help="fewest epochs before a trial can be stopped (default: 2, at most --epochs)",
     )
     p.add_argument(
         "--val-fraction",
@@ -97,12 +96,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg, space, spent = _prepare_while_ray_starts(args)
+    cfg, space, spent, tracker = _prepare_while_ray_starts(args)
 
     from nas.results import format_table
     from nas.search import run_search
 
-    outcome = run_search(cfg, space, spent_before=spent)
+    outcome = run_search(cfg, space, spent_before=spent, tracker=tracker)
     records = outcome.records
     if args.json:
         print(json.dumps([r.to_json() for r in records], indent=2))
@@ -126,15 +125,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _prepare_while_ray_starts(args: argparse.Namespace):
     """Validate the input (every UsageError happens here, before any write), starting Ray
-    in the main thread as soon as only the slow loading of the dataset and space is left."""
+    in the main thread as soon as only the slow loading of the dataset and space is left;
+    once all is valid, the MLflow store opens in the same background thread."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from nas.prepare import prepare_search
-
     checked = threading.Event()
     with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(prepare_search, args, checked.set)
+        future = pool.submit(_prepare_and_open, args, checked.set)
         while not checked.wait(0.05) and not future.done():
             pass
         if checked.is_set():
@@ -149,3 +147,11 @@ def _prepare_while_ray_starts(args: argparse.Namespace):
 
                 ray.shutdown()
             raise
+
+
+def _prepare_and_open(args: argparse.Namespace, on_checked):
+    from nas.prepare import prepare_search
+    from nas.search import open_tracker
+
+    cfg, space, spent = prepare_search(args, on_checked)
+    return cfg, space, spent, open_tracker(cfg, space)
