@@ -30,12 +30,25 @@ from nas.errors import UsageError
 _STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
 
 
+def check_dataset_name(name: str, data_dir: str | None) -> None:
+    """The cheap part of the dataset check: a known name or an existing path, an existing
+    --data-dir. (Reading the files is :func:`probe_dataset`'s.)"""
+    from workers.data import list_datasets
+
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise UsageError(f"--data-dir {data_dir!r}: no such folder")
+    if name not in list_datasets() and not Path(name).exists():
+        raise UsageError(
+            f"--dataset {name!r}: not a known data set ({', '.join(list_datasets())}) "
+            "and no such file or folder"
+        )
+
+
 def probe_dataset(name: str, data_dir: str | None, val_fraction: float, seed: int) -> DataInfo:
     """Load the dataset once in the driver (it is checked before any trial) and describe it."""
     import workers
 
-    if data_dir is not None and not Path(data_dir).is_dir():
-        raise UsageError(f"--data-dir {data_dir!r}: no such folder")
+    check_dataset_name(name, data_dir)
     try:
         ds = workers.load_dataset(name, data_dir, val_fraction=val_fraction, seed=seed)
     except (ValueError, OSError) as exc:
@@ -190,6 +203,7 @@ def prepare_search(
         }
     budget = parse_budget(budget_text)
     _check_numbers(args, overrides)
+    check_dataset_name(overrides["dataset"], overrides["data_dir"])
     if on_checked is not None:
         on_checked()
     data = probe_dataset(
@@ -197,6 +211,11 @@ def prepare_search(
     )
     space_name, space = load_space_for(overrides["space"], data.dims)
     gpus = args.gpus_per_trial if args.gpus_per_trial is not None else _default_gpus()
+    if budget.device == "gpu" and gpus <= 0:
+        raise UsageError(
+            f"--budget {budget.text!r}: trials hold no GPU here (--gpus-per-trial {gpus:g}); "
+            "use a cpu-h or wall-clock budget, or give trials GPUs"
+        )
     cfg = SearchConfig(
         budget=budget,
         dataset=overrides["dataset"],

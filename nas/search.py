@@ -116,7 +116,7 @@ def start_ray(address: str | None) -> None:
         "include_dashboard": False,
         "log_to_driver": False,
         "configure_logging": True,
-        "logging_level": logging.WARNING,
+        "logging_level": logging.ERROR,
     }
     if address:
         ray.init(address=address, **kwargs)

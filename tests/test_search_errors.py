@@ -43,6 +43,7 @@ def _search(tmp_path, *extra: str) -> list[str]:
         (("--budget", "3m", "--sampler", "magic"), "magic"),
         (("--budget", "3m", "--storage", "redis://x"), "redis://x"),
         (("--budget", "3m", "--ray-address", "10.0.0.1:6380"), "postgresql"),
+        (("--budget", "1gpu-h", "--gpus-per-trial", "0"), "'1gpu-h'"),
         (("--resume",), "--resume"),
         ((), "--budget"),
     ],
