@@ -33,7 +33,16 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 def noop_trainable(config: dict) -> None:
     from ray import tune
 
-    tune.report({"val_acc": config["x"], "epoch": 1, "status": "completed", "params": 1, "macs": 1})
+    tune.report(
+        {
+            "val_acc": config["x"],
+            "samples": 1,
+            "epoch": 1,
+            "status": "completed",
+            "params": 1,
+            "macs": 1,
+        }
+    )
 
 
 class FixedSpace:
@@ -66,7 +75,7 @@ def bench_optuna(n: int, storage: str | None) -> float:
 def bench_mlflow(n: int, workdir: Path) -> float:
     from nas.tracking import SearchTracker
 
-    tracker = SearchTracker(f"sqlite:///{workdir / 'mlflow-bench.db'}", "bench", workdir / "art")
+    tracker = SearchTracker(f"sqlite:///{workdir / 'mlflow-bench.db'}", "bench")
     tracker.start_search_run({"bench": True}, resume=False)
     cfg = FixedSpace()(optuna.create_study().ask())
     t0 = time.perf_counter()
@@ -83,28 +92,26 @@ def bench_full(n: int, concurrency: int, workdir: Path) -> tuple[float, float]:
     from ray.tune.schedulers import ASHAScheduler
 
     from nas.budget import parse_budget
-    from nas.budget_stopper import BudgetStopper
-    from nas.callbacks import TrackingCallback
-    from nas.runtime import SearchRuntime, activate
+    from nas.events import SearchState
+    from nas.ray_adapters import BudgetStopper, EventCallback, activate
     from nas.searcher import NasSearcher
     from nas.tracking import SearchTracker
 
     t_init = time.perf_counter()
     ray.init(num_cpus=concurrency, include_dashboard=False, log_to_driver=False)
     init_s = time.perf_counter() - t_init
-    rt = SearchRuntime(budget=parse_budget(f"{n}trials"), devices_per_trial=1, max_epochs=1)
-    rt.tracker = SearchTracker(f"sqlite:///{workdir / 'mlflow.db'}", "full", workdir / "art")
-    rt.tracker.start_search_run({"bench": True}, resume=False)
-    activate(rt)
-    searcher = NasSearcher(
-        FixedSpace(),
-        metric="val_acc",
-        mode="max",
-        sampler=optuna.samplers.RandomSampler(seed=0),
-        storage=optuna.storages.RDBStorage(f"sqlite:///{workdir / 'optuna.db'}"),
+    state = SearchState(parse_budget(f"{n}trials"), 1, 1)
+    tracker = SearchTracker(f"sqlite:///{workdir / 'mlflow.db'}", "full")
+    tracker.start_search_run({"bench": True}, resume=False)
+    state.subscribe(tracker.handle)
+    activate("full", state)
+    study = optuna.create_study(
         study_name="full",
-        max_epochs=1,
+        storage=optuna.storages.RDBStorage(f"sqlite:///{workdir / 'optuna.db'}"),
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        direction="maximize",
     )
+    searcher = NasSearcher(FixedSpace(), study=study, metrics=["val_acc"])
     tuner = tune.Tuner(
         tune.with_resources(noop_trainable, {"cpu": 1}),
         tune_config=tune.TuneConfig(
@@ -117,15 +124,15 @@ def bench_full(n: int, concurrency: int, workdir: Path) -> tuple[float, float]:
         run_config=tune.RunConfig(
             name="full",
             storage_path=str(workdir / "ray"),
-            stop=BudgetStopper(),
-            callbacks=[TrackingCallback()],
+            stop=BudgetStopper("full"),
+            callbacks=[EventCallback("full")],
             verbose=0,
         ),
     )
     t0 = time.perf_counter()
     tuner.fit()
     total = time.perf_counter() - t0
-    activate(None)
+    activate("full", None)
     ray.shutdown()
     return total / n, init_s
 

@@ -40,13 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"nas.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"nas.commands.{name}":
-                continue  # command not shipped in this build
-            raise
-        module.add_parser(sub)
+        importlib.import_module(f"nas.commands.{name}").add_parser(sub)
     return parser
 
 

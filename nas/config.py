@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,15 @@ class DataInfo:
     size: tuple[int, ...]
     num_classes: int
     train_size: int
+    val_size: int = 0
+    smallest_class: int = 0  # samples of the rarest class, training + validation
+
+    @property
+    def folds(self) -> int:
+        """k of the k-fold evaluation of small data (1: one validation split)."""
+        from nas.plan import folds_for
+
+        return folds_for(self.train_size + self.val_size, self.smallest_class)
 
 
 @dataclass(frozen=True)
@@ -117,8 +127,8 @@ class SearchConfig:
     seed: int = 0
     sampler: str = "tpe"
     scheduler: str = "asha"
-    epochs: int = 12  # most epochs one trial trains (ASHA's max_t)
-    grace_epochs: int = 2  # fewest epochs before ASHA may stop a trial
+    epochs: int | None = None  # fixes the fidelity: most epochs a trial trains (ASHA's max_t)
+    grace_epochs: int | None = None  # with epochs: fewest epochs before ASHA may stop a trial
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     max_concurrent: int | None = None
@@ -126,6 +136,7 @@ class SearchConfig:
     tracking_uri: str = ""
     ray_address: str | None = None
     val_fraction: float = 0.1
+    warm_start: str = "zoo"  # none | zoo | the name of another study in the same storage
     data: DataInfo | None = field(default=None, compare=False)
 
     @property
@@ -170,9 +181,45 @@ def default_tracking_uri(workdir: Path) -> str:
     return sqlite_url(workdir / "mlflow.db")
 
 
+#: Version of ``search.json``; files without one (before 0.2) are read as version 0.
+SEARCH_STATE_VERSION = 1
+SEARCH_STATE = "search.json"
+
+
+def save_state(
+    cfg: SearchConfig, spent: float, status: str, plan: dict[str, Any] | None = None
+) -> None:
+    """Write ``<workdir>/<name>/search.json`` atomically: the config, the budget spent and
+    the fidelity plan (:class:`nas.plan.Plan`, kept by ``--resume``)."""
+    from workers.files import atomic_write
+
+    payload = {
+        "version": SEARCH_STATE_VERSION,
+        "config": cfg.to_json(),
+        "spent": spent,
+        "status": status,
+        "updated": time.time(),
+    }
+    if plan is not None:
+        payload["plan"] = plan
+    text = json.dumps(payload, indent=2, default=str)
+    atomic_write(cfg.study_dir / SEARCH_STATE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
 def load_saved(workdir: Path, name: str) -> dict[str, Any] | None:
-    """The search.json of an earlier run of this study, or None."""
-    path = workdir / name / "search.json"
+    """The search.json of an earlier run of this study, or None; a UsageError for a file
+    this version cannot read (damaged, or written by a newer version)."""
+    path = workdir / name / SEARCH_STATE
     if not path.is_file():
         return None
-    return json.loads(path.read_text())
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: damaged search state ({exc}); it is not JSON") from None
+    version = saved.get("version", 0) if isinstance(saved, dict) else None
+    if not isinstance(version, int) or not 0 <= version <= SEARCH_STATE_VERSION:
+        raise UsageError(
+            f"{path}: search state version {version!r}, this nas reads versions 0 to "
+            f"{SEARCH_STATE_VERSION} (upgrade nas)"
+        )
+    return saved

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from nas.budget import parse_budget
+from nas.budget import Budget, parse_budget
 from nas.config import (
     NAME_RE,
     DataInfo,
@@ -46,6 +46,8 @@ def check_dataset_name(name: str, data_dir: str | None) -> None:
 
 def probe_dataset(name: str, data_dir: str | None, val_fraction: float, seed: int) -> DataInfo:
     """Load the dataset once in the driver (it is checked before any trial) and describe it."""
+    import torch
+
     import workers
 
     check_dataset_name(name, data_dir)
@@ -63,6 +65,8 @@ def probe_dataset(name: str, data_dir: str | None, val_fraction: float, seed: in
         size=tuple(int(s) for s in ds.size),
         num_classes=int(ds.num_classes),
         train_size=int(ds.train_y.shape[0]),
+        val_size=int(ds.val_y.shape[0]),
+        smallest_class=int(torch.bincount(torch.cat([ds.train_y, ds.val_y])).min()),
     )
 
 
@@ -101,7 +105,7 @@ def _connect_storage(url: str) -> None:
         with engine.connect():
             pass
         engine.dispose()
-    except Exception as exc:  # any driver error means the same thing to the user
+    except sqlalchemy.exc.SQLAlchemyError as exc:  # every driver error means the same here
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"--storage {url!r}: cannot connect ({first})") from None
 
@@ -142,66 +146,16 @@ def prepare_search(
             raise UsageError(
                 f"--resume: no search named {name!r} in {str(workdir)!r} to resume (start one without --resume)"
             )
-        previous = saved["config"]
         spent = float(saved.get("spent", 0.0))
-        budget_text = args.budget or previous["budget"]
-        overrides = {
-            k: previous.get(k)
-            for k in (
-                "dataset",
-                "data_dir",
-                "space",
-                "objectives",
-                "max_params",
-                "max_macs",
-                "seed",
-                "sampler",
-                "scheduler",
-                "epochs",
-                "grace_epochs",
-                "val_fraction",
-            )
-        }
-        if args.budget and parse_budget(args.budget).kind != parse_budget(previous["budget"]).kind:
-            raise UsageError(
-                f"--budget {args.budget!r}: on --resume the budget keeps its kind (was {previous['budget']!r})"
-            )
-        if (
-            args.budget
-            and parse_budget(args.budget).kind == "trials"
-            and parse_budget(args.budget) != parse_budget(previous["budget"])
-        ):
-            raise UsageError(
-                f"--budget {args.budget!r}: a trial budget cannot change on --resume (was {previous['budget']!r})"
-            )
+        budget, overrides = _resumed_settings(args, saved["config"])
     else:
-        if not args.budget:
-            raise UsageError(
-                "--budget: required (e.g. --budget 30m, --budget 50trials, --budget 2cpu-h)"
-            )
         if exists or saved is not None:
             raise UsageError(
                 f"--name {name!r}: a search of that name already exists in {str(workdir)!r}; "
                 "continue it with --resume or pick another --name"
             )
-        budget_text = args.budget
-        overrides = {
-            "dataset": args.dataset,
-            "data_dir": args.data_dir,
-            "space": args.space,
-            "objectives": list(parse_objectives(args.objective)),
-            "max_params": parse_count("--max-params", args.max_params),
-            "max_macs": parse_count("--max-macs", args.max_macs),
-            "seed": args.seed,
-            "sampler": args.sampler,
-            "scheduler": args.scheduler,
-            "epochs": args.epochs,
-            "grace_epochs": args.grace_epochs
-            if args.grace_epochs is not None
-            else min(2, args.epochs),
-            "val_fraction": args.val_fraction,
-        }
-    budget = parse_budget(budget_text)
+        budget, overrides = _fresh_settings(args)
+        _check_warm_start(overrides["warm_start"], name, storage)
     _check_numbers(args, overrides)
     check_dataset_name(overrides["dataset"], overrides["data_dir"])
     if on_checked is not None:
@@ -239,14 +193,82 @@ def prepare_search(
         tracking_uri=tracking_uri,
         ray_address=args.ray_address,
         val_fraction=overrides["val_fraction"],
+        warm_start=overrides.get("warm_start") or "none",
     )
     return replace(cfg, data=data), space, spent
 
 
+#: What a resumed search keeps from its first run (search.json), whatever the command says.
+KEPT_ON_RESUME = ("dataset", "data_dir", "space", "objectives", "max_params", "max_macs", "seed",
+                  "sampler", "scheduler", "epochs", "grace_epochs", "val_fraction",
+                  "warm_start")  # fmt: skip
+
+
+def _resumed_settings(
+    args: argparse.Namespace, previous: dict[str, Any]
+) -> tuple[Budget, dict[str, Any]]:
+    """(budget, kept settings) of ``--resume``: the budget may grow, not change kind."""
+    old = parse_budget(previous["budget"])
+    new = parse_budget(args.budget) if args.budget else old
+    if args.budget:
+        if new.kind != old.kind:
+            raise UsageError(
+                f"--budget {args.budget!r}: on --resume the budget keeps its kind (was {previous['budget']!r})"
+            )
+        if new.kind == "trials" and new != old:
+            raise UsageError(
+                f"--budget {args.budget!r}: a trial budget cannot change on --resume (was {previous['budget']!r})"
+            )
+    return new, {k: previous.get(k) for k in KEPT_ON_RESUME}
+
+
+def _fresh_settings(args: argparse.Namespace) -> tuple[Budget, dict[str, Any]]:
+    """(budget, settings) of a new search, from the command line."""
+    if not args.budget:
+        raise UsageError(
+            "--budget: required (e.g. --budget 30m, --budget 50trials, --budget 2cpu-h)"
+        )
+    grace = args.grace_epochs
+    if grace is None and args.epochs is not None:
+        grace = min(2, args.epochs)
+    elif grace is not None and args.epochs is None:
+        raise UsageError(f"--grace-epochs {grace}: give it with --epochs (e.g. --epochs 12)")
+    return parse_budget(args.budget), {
+        "dataset": args.dataset,
+        "data_dir": args.data_dir,
+        "space": args.space,
+        "objectives": list(parse_objectives(args.objective)),
+        "max_params": parse_count("--max-params", args.max_params),
+        "max_macs": parse_count("--max-macs", args.max_macs),
+        "seed": args.seed,
+        "sampler": args.sampler,
+        "scheduler": args.scheduler,
+        "epochs": args.epochs,
+        "grace_epochs": grace,
+        "val_fraction": args.val_fraction,
+        "warm_start": args.warm_start,
+    }
+
+
+def _check_warm_start(value: str, name: str, storage: str) -> None:
+    """``none``, ``zoo`` or another study of the same storage."""
+    from nas.results import study_names
+
+    if value in ("none", "zoo"):
+        return
+    studies = [s for s in study_names(storage) if s != name]
+    if value not in studies:
+        known = ", ".join(sorted(studies)) or "none"
+        raise UsageError(
+            f"--warm-start {value!r}: expected none, zoo or the name of another search in "
+            f"{storage} (searches there: {known})"
+        )
+
+
 def _check_numbers(args: argparse.Namespace, o: dict[str, Any]) -> None:
-    if o["epochs"] < 1:
+    if o["epochs"] is not None and o["epochs"] < 1:
         raise UsageError(f"--epochs {o['epochs']}: expected an integer >= 1")
-    if not 1 <= o["grace_epochs"] <= o["epochs"]:
+    if o["epochs"] is not None and not 1 <= o["grace_epochs"] <= o["epochs"]:
         raise UsageError(
             f"--grace-epochs {o['grace_epochs']}: expected 1..--epochs ({o['epochs']})"
         )

@@ -9,11 +9,11 @@ logged as a plain artifact folder of a run nested under the retrain run and regi
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas import mlflow_store
 from nas.errors import UsageError
 
 ARTIFACT_DIR = "export"
@@ -29,31 +29,12 @@ class RegisteredVersion:
     source: str
 
 
-def tracking_uri_for(workdir: str | Path) -> str:
-    """The embedded tracking / registry store of a workdir."""
-    return f"sqlite:///{Path(workdir).resolve() / 'mlflow.db'}"
-
-
-def _artifact_location(tracking_uri: str) -> str | None:
-    """``<workdir>/mlartifacts`` next to an SQLite store; the server's default otherwise."""
-    if tracking_uri.startswith("sqlite:///"):
-        return (Path(tracking_uri[len("sqlite:///") :]).parent / "mlartifacts").resolve().as_uri()
-    return None
-
-
-def _client(tracking_uri: str):
-    from mlflow import MlflowClient
-
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-
-
 def checkpoint_of_run(run_id: str, tracking_uri: str) -> Path:
     """The checkpoint path a retrain run recorded in its ``nas.checkpoint`` tag (or param)."""
     from mlflow.exceptions import MlflowException
 
     try:
-        run = _client(tracking_uri).get_run(run_id)
+        run = mlflow_store.client(tracking_uri).get_run(run_id)
     except MlflowException as exc:
         raise UsageError(f"--run {run_id!r}: no such run in {tracking_uri}") from exc
     path = run.data.tags.get("nas.checkpoint") or run.data.params.get("nas.checkpoint")
@@ -66,7 +47,7 @@ def checkpoint_of_run(run_id: str, tracking_uri: str) -> Path:
 
 def best_retrain_run(study: str, tracking_uri: str) -> str:
     """The retrain run of ``study`` with the highest test_acc (the newest among equals)."""
-    client = _client(tracking_uri)
+    client = mlflow_store.client(tracking_uri)
     exp = client.get_experiment_by_name(study)
     if exp is None:
         raise UsageError(f"--name {study!r}: no MLflow experiment of that name in {tracking_uri}")
@@ -100,12 +81,7 @@ def _export_run(
         experiment_id = parent.info.experiment_id
         tags = {**tags, "mlflow.parentRunId": parent_run_id}
     else:
-        exp = client.get_experiment_by_name(study)
-        experiment_id = (
-            exp.experiment_id
-            if exp is not None
-            else client.create_experiment(study, artifact_location=_artifact_location(tracking_uri))
-        )
+        experiment_id = mlflow_store.experiment_id(client, study, tracking_uri)
     return client.create_run(
         experiment_id, tags={**tags, "mlflow.runName": "export", "nas.role": "export"}
     )
@@ -125,7 +101,7 @@ def register_export(
     registered model ``name`` (created when missing) pointing at them, tagged with ``tags``."""
     from mlflow.exceptions import MlflowException
 
-    client = _client(tracking_uri)
+    client = mlflow_store.client(tracking_uri)
     str_tags = {str(k): str(v) for k, v in (tags or {}).items()}
     run = _export_run(client, study, parent_run_id, tracking_uri, str_tags)
     run_id = run.info.run_id

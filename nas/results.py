@@ -1,7 +1,8 @@
 """Reading a study back: trials, leaderboard, Pareto front. Runs nothing.
 
 The Optuna study is the record of a search (MLflow mirrors it). Each trial carries user
-attributes set by the search: ``status``, ``spec_id``, ``params``, ``macs``, ``epochs``,
+attributes set by the search: ``status``, ``spec_id``, ``params``, ``macs``, ``samples``
+(the fidelity reached, in training samples), ``epochs``,
 ``spec``, ``train``, ``reason``.
 """
 
@@ -14,6 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 from nas.errors import UsageError
+from nas.status import TrialStatus, row
 
 
 @dataclass
@@ -22,14 +24,16 @@ class TrialRecord:
 
     trial: int
     state: str  # Optuna's state: COMPLETE, PRUNED, FAIL, RUNNING
-    status: str  # ours: completed, pruned, stopped, duplicate, rejected, diverged, ...
+    status: str  # ours, a nas.status.TrialStatus value: completed, pruned, stopped, reused, ...
     value: float | None  # first objective (validation accuracy)
     values: list[float] | None
     params: int | None
     macs: int | None
-    epochs: int | None
+    samples: int | None
+    epochs: float | None
     spec_id: str | None
     reason: str | None = None
+    val_acc_std: float | None = None  # spread over the folds (k-fold evaluation of small data)
     latency_ms_b1: float | None = None
     pareto: bool = False
     spec: dict[str, Any] | None = field(default=None, repr=False)
@@ -62,15 +66,28 @@ def load_study(storage: str, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage)
 
 
+def _status(t: optuna.trial.FrozenTrial) -> str:
+    """The trial's status as stored (``duplicate`` read as ``reused``); a trial without one
+    is running, or, closed FAIL by a later driver, lost with the driver that ran it."""
+    stored = TrialStatus.parse(t.user_attrs.get("status"))
+    if stored is not None:
+        return stored.value
+    if t.state == TrialState.RUNNING:
+        return TrialStatus.RUNNING.value
+    if t.state == TrialState.FAIL:
+        return TrialStatus.DRIVER_LOST.value
+    return t.state.name.lower()
+
+
 def _record(t: optuna.trial.FrozenTrial) -> TrialRecord:
     a = t.user_attrs
     values = list(t.values) if t.values else None
     value = values[0] if values else None
-    if value is None and t.state == TrialState.PRUNED and t.intermediate_values:
-        value = t.intermediate_values[max(t.intermediate_values)]
-    status = a.get("status") or (
-        "running" if t.state == TrialState.RUNNING else t.state.name.lower()
-    )
+    if value is None and t.state == TrialState.PRUNED:  # its last report, at the fidelity reached
+        value = a.get("val_acc")
+        if value is None and t.intermediate_values:
+            value = t.intermediate_values[max(t.intermediate_values)]
+    status = _status(t)
     return TrialRecord(
         trial=t.number,
         state=t.state.name,
@@ -79,9 +96,11 @@ def _record(t: optuna.trial.FrozenTrial) -> TrialRecord:
         values=values,
         params=a.get("params"),
         macs=a.get("macs"),
+        samples=a.get("samples"),
         epochs=a.get("epochs"),
         spec_id=a.get("spec_id"),
         reason=a.get("reason"),
+        val_acc_std=a.get("val_acc_std"),
         latency_ms_b1=a.get("latency_ms_b1"),
         spec=a.get("spec"),
         train=a.get("train"),
@@ -89,8 +108,10 @@ def _record(t: optuna.trial.FrozenTrial) -> TrialRecord:
 
 
 def trial_records(study: optuna.Study) -> list[TrialRecord]:
-    """All trials, best first: completed by value, then pruned by partial value, then the rest."""
-    records = [_record(t) for t in study.get_trials(deepcopy=False)]
+    """All trials, best first: completed by value, then pruned by partial value, then the
+    rest. Queued warm-start trials not asked yet (Optuna's WAITING) are not trials yet."""
+    asked = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
+    records = [_record(t) for t in asked]
     if len(study.directions) > 1:
         front = {t.number for t in study.best_trials}
         for r in records:
@@ -102,17 +123,42 @@ def trial_records(study: optuna.Study) -> list[TrialRecord]:
                 r.pareto = r.trial == best
         except ValueError:
             pass
-    order = {"COMPLETE": 0, "PRUNED": 1, "RUNNING": 2, "FAIL": 3, "WAITING": 4}
-    records.sort(
-        key=lambda r: (order.get(r.state, 5), -(r.value if r.value is not None else -1.0), r.trial)
-    )
+    records.sort(key=_rank_key)
     return records
 
 
+def _rank_key(r: TrialRecord) -> tuple:
+    """The status table's group (completed, then pruned / stopped at the fidelity they
+    reached, then running, failed, rejected), then value, then fewer parameters."""
+    value = r.value if r.value is not None else float("-inf")
+    params = r.params if r.params is not None else float("inf")
+    return (row(r.status).rank, -value, params, r.trial)
+
+
 def best_record(records: list[TrialRecord]) -> TrialRecord | None:
-    """The accuracy-best completed trial (on a Pareto front, its accuracy-best point)."""
+    """The accuracy-best completed trial (ties: fewer parameters; on a Pareto front, its
+    accuracy-best point)."""
     done = [r for r in records if r.state == "COMPLETE" and r.value is not None]
-    return max(done, key=lambda r: r.value) if done else None
+    return min(done, key=_rank_key) if done else None
+
+
+def handover_record(records: list[TrialRecord]) -> tuple[TrialRecord | None, str | None]:
+    """What ``--best`` hands over: the best completed trial, or, when none completed (every
+    trial was stopped by the budget or pruned), the best of those at the fidelity it reached,
+    with a note saying so. (None, None) when no trial has a value and an architecture."""
+    best = best_record(records)
+    if best is not None:
+        return best, None
+    partial = [r for r in records if r.state == "PRUNED" and r.value is not None and r.spec]
+    if not partial:
+        return None, None
+    best = min(partial, key=_rank_key)
+    note = (
+        f"no trial completed; handing over trial {best.trial} ({best.status} after "
+        f"{_fmt_int(best.samples)} samples at val_acc {best.value:.4f}), the best of those "
+        "that reported"
+    )
+    return best, note
 
 
 def _fmt_int(n: int | None) -> str:
@@ -127,9 +173,16 @@ def _fmt_int(n: int | None) -> str:
     return str(n)
 
 
+def _fmt_value(r: TrialRecord) -> str:
+    """``0.9800``, or ``0.9800±0.0245`` for the mean over folds."""
+    if r.value is None:
+        return "-"
+    return f"{r.value:.4f}" + (f"±{r.val_acc_std:.4f}" if r.val_acc_std is not None else "")
+
+
 def format_table(records: list[TrialRecord], limit: int | None = 20, multi: bool = False) -> str:
     """The leaderboard as a text table."""
-    header = ["rank", "trial", "val_acc", "params", "MACs", "epochs", "status", "spec_id"]
+    header = ["rank", "trial", "val_acc", "params", "MACs", "samples", "status", "spec_id"]
     if multi:
         header.append("pareto")
     rows = []
@@ -138,10 +191,10 @@ def format_table(records: list[TrialRecord], limit: int | None = 20, multi: bool
         row = [
             str(rank),
             str(r.trial),
-            f"{r.value:.4f}" if r.value is not None else "-",
+            _fmt_value(r),
             _fmt_int(r.params),
             _fmt_int(r.macs),
-            str(r.epochs) if r.epochs is not None else "-",
+            _fmt_int(r.samples),
             r.status,
             r.spec_id or "-",
         ]

@@ -13,6 +13,7 @@ from typing import Any
 
 import search_spaces
 from nas.config import DataInfo, SearchConfig
+from nas.plan import Plan
 
 
 def config_key(spec_id: str, train: dict[str, Any]) -> str:
@@ -33,10 +34,11 @@ def limit_violation(params: int, macs: int, cfg: SearchConfig) -> str | None:
 class DefineByRun:
     """The function OptunaSearch calls once per trial (a class so Ray can pickle it)."""
 
-    def __init__(self, cfg: SearchConfig, space: Any, data: DataInfo) -> None:
+    def __init__(self, cfg: SearchConfig, space: Any, data: DataInfo, plan: Plan) -> None:
         self.cfg = cfg
         self.space = space
         self.data = data
+        self.plan = plan
 
     def __call__(self, trial: Any) -> dict[str, Any]:
         cfg, data = self.cfg, self.data
@@ -84,8 +86,11 @@ class DefineByRun:
                 "val_fraction": cfg.val_fraction,
                 "seed": cfg.seed,
             },
-            "max_epochs": cfg.epochs,
+            "max_samples": self.plan.max_samples,
+            "report_at": list(self.plan.report_at),
+            "folds": self.plan.folds,
             "seed": cfg.seed,
             "threads": max(1, int(cfg.cpus_per_trial)),
             "trial_number": trial.number,
+            "warm_start": trial.user_attrs.get("warm_start"),
         }

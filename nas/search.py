@@ -1,5 +1,6 @@
-"""Wiring of one search: Optuna (through Ray's OptunaSearch) samples, Ray Tune evaluates,
-MLflow records. See ``docs/INTERFACES.md`` and ../shared/DESIGN.md, "A search, followed as data".
+"""Wiring of one search: Optuna samples (our ask-and-tell searcher), Ray Tune evaluates,
+MLflow records, all through one :class:`~nas.events.SearchState` fed by events. See
+``docs/INTERFACES.md`` and ../shared/DESIGN.md, "A search, followed as data".
 
 The search itself runs in :func:`run_search`; validation happened before, in
 :func:`nas.prepare.prepare_search`, so nothing here needs to check user input.
@@ -7,9 +8,9 @@ The search itself runs in :func:`run_search`; validation happened before, in
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import pickle
 import sys
 import time
 import warnings
@@ -28,14 +29,18 @@ import optuna  # noqa: E402
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
 
-from nas.budget_stopper import BudgetStopper  # noqa: E402
-from nas.callbacks import LiveView, TrackingCallback  # noqa: E402
-from nas.config import SearchConfig  # noqa: E402
+from nas.calibration import plan_search, typical_draw  # noqa: E402
+from nas.config import SearchConfig, load_saved, save_state  # noqa: E402
+from nas.events import SearchState  # noqa: E402
+from nas.live_view import LiveView  # noqa: E402
+from nas.plan import Plan  # noqa: E402
+from nas.ray_adapters import BudgetStopper, EventCallback, activate  # noqa: E402
 from nas.results import TrialRecord, best_record, trial_records  # noqa: E402
-from nas.runtime import SearchRuntime, activate  # noqa: E402
 from nas.sampling import DefineByRun  # noqa: E402
-from nas.searcher import NasSearcher  # noqa: E402
+from nas.searcher import NasSearcher, close_open_trials  # noqa: E402
+from nas.status import TrialStatus, chance_level  # noqa: E402
 from nas.tracking import SearchTracker  # noqa: E402
+from nas.warm_start import enqueue  # noqa: E402
 from workers.trainable import train_trial  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -84,26 +89,27 @@ def make_sampler(name: str, seed: int, multi_objective: bool) -> optuna.samplers
     raise ValueError(f"unknown sampler {name!r}")
 
 
-def make_scheduler(cfg: SearchConfig) -> Any:
-    """ASHA (default), synchronous Hyperband, or FIFO, all on the accuracy metric."""
+def make_scheduler(cfg: SearchConfig, plan: Plan) -> Any:
+    """ASHA (default), synchronous Hyperband, or FIFO, all on the accuracy metric, with the
+    plan's rungs in training samples (the fidelity unit, :mod:`nas.plan`)."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
 
     if cfg.scheduler == "asha":
         return ASHAScheduler(
             metric="val_acc",
             mode="max",
-            time_attr="training_iteration",
-            max_t=cfg.epochs,
-            grace_period=min(cfg.grace_epochs, cfg.epochs),
-            reduction_factor=3,
+            time_attr="samples",
+            max_t=plan.max_samples,
+            grace_period=plan.grace_samples,
+            reduction_factor=plan.eta,
         )
     if cfg.scheduler == "hyperband":
         return HyperBandScheduler(
             metric="val_acc",
             mode="max",
-            time_attr="training_iteration",
-            max_t=cfg.epochs,
-            reduction_factor=3,
+            time_attr="samples",
+            max_t=plan.max_samples,
+            reduction_factor=plan.eta,
         )
     return FIFOScheduler()
 
@@ -124,26 +130,6 @@ def start_ray(address: str | None) -> None:
         ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
 
 
-def _warm_cost_model(space: Any, cfg: SearchConfig) -> None:
-    """Sample and count one throw-away spec so the first real trial pays no warm-up."""
-    import search_spaces
-    from search_spaces.sampler import RandomTrial
-
-    data = cfg.data
-    try:
-        spec, _ = search_spaces.sample(
-            RandomTrial(cfg.seed),
-            space,
-            dims=data.dims,
-            channels=data.channels,
-            size=tuple(data.size),
-            num_classes=data.num_classes,
-        )
-        search_spaces.count(spec, data.num_classes)
-    except ValueError:
-        pass  # a rejected warm-up sample warmed up all the same
-
-
 def _concurrency(cfg: SearchConfig) -> int:
     if cfg.max_concurrent:
         return cfg.max_concurrent
@@ -155,22 +141,38 @@ def _concurrency(cfg: SearchConfig) -> int:
     return max(1, by_cpu)
 
 
-def save_state(cfg: SearchConfig, spent: float, status: str) -> None:
-    """Write ``<workdir>/<name>/search.json`` atomically: the config and the budget spent."""
-    path = cfg.study_dir / "search.json"
-    payload = {"config": cfg.to_json(), "spent": spent, "status": status, "updated": time.time()}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    os.replace(tmp, path)
-
-
 def open_tracker(cfg: SearchConfig, space: Any) -> SearchTracker:
-    """Create the workdir and the MLflow store, and warm the cost model up (both slow), so
-    that callers can do it while Ray starts."""
+    """Create the workdir and the MLflow store, and draw the plan's typical architecture
+    (which warms the cost model up; all slow), so that callers can do it while Ray starts."""
     cfg.study_dir.mkdir(parents=True, exist_ok=True)
-    tracker = SearchTracker(cfg.tracking_uri, cfg.name, cfg.workdir / "mlartifacts")
-    _warm_cost_model(space, cfg)
+    tracker = SearchTracker(cfg.tracking_uri, cfg.name)
+    typical_draw(cfg, space)  # warms the cost model up; the plan reuses the draw
     return tracker
+
+
+def rdb_storage(url: str, attempts: int = 3) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage of ``url``. Two processes that create the same new database at
+    once race on its schema version row; the one that loses finds the schema made and
+    simply opens it again."""
+    import sqlalchemy.exc
+
+    for attempt in range(attempts - 1):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except sqlalchemy.exc.IntegrityError:
+            time.sleep(0.2 * (attempt + 1))
+    return optuna.storages.RDBStorage(url)
+
+
+def open_study(cfg: SearchConfig) -> optuna.Study:
+    """The study of ``cfg`` in its RDB storage (created on first use), with its sampler."""
+    return optuna.create_study(
+        study_name=cfg.name,
+        storage=rdb_storage(cfg.storage),
+        sampler=make_sampler(cfg.sampler, cfg.seed, cfg.multi_objective),
+        directions=["maximize" if m == "max" else "minimize" for m in cfg.modes],
+        load_if_exists=True,
+    )
 
 
 def run_search(
@@ -186,55 +188,31 @@ def run_search(
     ``tracker`` is :func:`open_tracker`'s, when the caller opened it already."""
     stream = stream or sys.stderr
     t0 = time.monotonic()
-    assert cfg.data is not None
     cfg.study_dir.mkdir(parents=True, exist_ok=True)
     exp_path = cfg.ray_dir / cfg.name
     # Ray restores an experiment only to finish the trials Ctrl-C left; a search that ended
     # (budget spent) goes on as a new Ray experiment over the same Optuna study.
     restoring = cfg.resume and tune.Tuner.can_restore(str(exp_path)) and _interrupted(exp_path)
-
     devices = cfg.gpus_per_trial if cfg.budget.device == "gpu" else cfg.cpus_per_trial
-    rt = SearchRuntime(
-        budget=cfg.budget,
-        devices_per_trial=devices,
-        max_epochs=cfg.epochs,
+    state = SearchState(
+        cfg.budget,
+        devices,
+        chance=chance_level(cfg.data.num_classes),
         spent_before=spent_before,
     )
-    save_state(cfg, spent_before, "running")
-
-    if tracker is None:
-        with ThreadPoolExecutor(max_workers=1) as pool:  # side by side with Ray's start
-            opening = pool.submit(open_tracker, cfg, space)
-            start_ray(cfg.ray_address)
-            tracker = opening.result()
-    start_ray(cfg.ray_address)
-    rt.tracker = tracker
+    saved_plan = (load_saved(cfg.workdir, cfg.name) or {}).get("plan") if cfg.resume else None
+    save_state(cfg, spent_before, "running", saved_plan)
+    tracker = _start(cfg, space, tracker)
     parent = tracker.start_search_run(cfg.to_json(), resume=cfg.resume)
-
-    storage = optuna.storages.RDBStorage(cfg.storage)
-    previous = (
-        trial_records(optuna.load_study(study_name=cfg.name, storage=storage)) if cfg.resume else []
-    )
-    best_before = best_record(previous)
-    rt.live = LiveView(
-        rt,
-        stream=stream,
-        trials_before=0 if restoring else _evaluated(previous),
-        best_before=best_before.value if best_before else None,
-    )
-    activate(rt)
-
-    trainable = tune.with_resources(
-        train_trial, {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
-    )
+    plan = _plan(cfg, space, state, saved_plan, tracker, stream)
+    study, previous = _open_study(cfg, space, state, stream)
+    live = LiveView(state, stream=stream, trials_before=0 if restoring else _evaluated(previous))
+    state.subscribe(tracker.handle)
+    state.subscribe(live.handle)
+    activate(cfg.name, state)
     status = "finished"
     try:
-        if restoring:
-            tuner = tune.Tuner.restore(
-                str(exp_path), trainable=trainable, resume_unfinished=True, resume_errored=False
-            )
-        else:
-            tuner = _new_tuner(cfg, space, storage, trainable, previous)
+        tuner = _tuner(cfg, space, study, previous, exp_path, restoring, plan)
         stream.write(
             f"nas: search '{cfg.name}' on {cfg.data.name} ({cfg.data.dims}D, "
             f"{cfg.data.num_classes} classes), budget {cfg.budget.text}"
@@ -249,72 +227,123 @@ def run_search(
         status = "interrupted"
         raise
     finally:
-        rt.live.draw(final=True)
-        study = optuna.load_study(study_name=cfg.name, storage=storage)
-        if status == "interrupted":
-            tracker.mark_unfinished("interrupted")  # Optuna keeps them RUNNING: --resume goes on
-        else:
-            tracker.mark_unfinished("stopped")
-            stop_running_trials(study)
-        records = trial_records(study)
-        spent = rt.spent
-        save_state(cfg, spent, status)
-        best = best_record(records)
-        summary = {
-            "trials": float(len(records)),
-            "best_val_acc": best.value if best else None,
-            "budget_spent": spent,
-        }
-        tracker.end_search_run(
-            "KILLED" if status == "interrupted" else "FINISHED",
-            summary,
-            [r.to_json() for r in records],
-        )
-        activate(None)
-    if rt.gave_up:
-        stream.write(f"nas: the search stopped early: {rt.gave_up}\n")
+        live.draw(final=True)
+        records = _finish(cfg, state, study, tracker, status, plan)
+        activate(cfg.name, None)
+    if state.gave_up:
+        stream.write(f"nas: the search stopped early: {state.gave_up}\n")
     return SearchOutcome(
         status=status,
         records=records,
-        spent=spent,
+        spent=state.spent,
         parent_run_id=parent,
         seconds=time.monotonic() - t0,
         experiment_path=str(exp_path),
     )
 
 
-def stop_running_trials(study: optuna.Study) -> None:
-    """Trials still running when the budget ran out end as PRUNED, status ``stopped``,
-    with the epochs and accuracy they reached (Ray stops them without telling the searcher)."""
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(t._trial_id, "status", "stopped")
-        study._storage.set_trial_user_attr(t._trial_id, "reason", "the budget ran out")
-        if t.intermediate_values:
-            last = max(t.intermediate_values)
-            study._storage.set_trial_user_attr(t._trial_id, "epochs", last)
-            study._storage.set_trial_user_attr(t._trial_id, "val_acc", t.intermediate_values[last])
-        study.tell(t.number, state=optuna.trial.TrialState.PRUNED)
+def _open_study(
+    cfg: SearchConfig, space: Any, state: SearchState, stream: IO[str]
+) -> tuple[optuna.Study, list[TrialRecord]]:
+    """The study and, on ``--resume``, its trials so far (their best is the state's best);
+    a new study gets its warm-start trials queued."""
+    study = open_study(cfg)
+    previous = trial_records(study) if cfg.resume else []
+    if not cfg.resume:
+        stream.write(f"nas: {enqueue(study, cfg, space).describe()}\n")
+    best_before = best_record(previous)
+    state.best = best_before.value if best_before else None
+    return study, previous
+
+
+def _start(cfg: SearchConfig, space: Any, tracker: SearchTracker | None) -> SearchTracker:
+    """Start Ray and, unless the caller did, open the MLflow store side by side with it."""
+    if tracker is None:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            opening = pool.submit(open_tracker, cfg, space)
+            start_ray(cfg.ray_address)
+            tracker = opening.result()
+    start_ray(cfg.ray_address)
+    return tracker
+
+
+def _plan(
+    cfg: SearchConfig,
+    space: Any,
+    state: SearchState,
+    saved: dict[str, Any] | None,
+    tracker: SearchTracker,
+    stream: IO[str],
+) -> Plan:
+    """The plan this search started with (``saved``, on ``--resume``), or a new one;
+    printed, logged to MLflow and saved in search.json."""
+    plan = Plan.from_json(saved) if saved else plan_search(cfg, space, state, _concurrency(cfg))
+    stream.write(f"nas: {plan.describe()}\n")
+    tracker.log_plan(plan.to_json())
+    save_state(cfg, state.spent_before, "running", plan.to_json())
+    return plan
+
+
+def _finish(
+    cfg: SearchConfig,
+    state: SearchState,
+    study: optuna.Study,
+    tracker: SearchTracker,
+    status: str,
+    plan: Plan,
+) -> list[TrialRecord]:
+    """Close what is still open, save the spent budget and close the search run."""
+    if status == "interrupted":  # Optuna keeps them RUNNING: --resume goes on
+        tracker.mark_unfinished("interrupted; --resume continues it")
+    else:
+        tracker.mark_unfinished("the budget ran out")
+        close_open_trials(state, study)
+    records = trial_records(study)
+    save_state(cfg, state.spent, status, plan.to_json())
+    best = best_record(records)
+    summary = {
+        "trials": float(len(records)),
+        "best_val_acc": best.value if best else None,
+        "budget_spent": state.spent,
+    }
+    tracker.end_search_run(
+        "KILLED" if status == "interrupted" else "FINISHED",
+        summary,
+        [r.to_json() for r in records],
+    )
+    return records
 
 
 def _evaluated(records: list[TrialRecord]) -> int:
-    return sum(1 for r in records if r.status not in ("rejected", "duplicate"))
+    """Trials that reached a worker (rejected and reused ones did not)."""
+    skipped = (TrialStatus.REJECTED, TrialStatus.REUSED)
+    return sum(1 for r in records if TrialStatus.parse(r.status) not in skipped)
 
 
-def _new_tuner(
+def _tuner(
     cfg: SearchConfig,
     space: Any,
-    storage: optuna.storages.BaseStorage,
-    trainable: Any,
+    study: optuna.Study,
     previous: list[TrialRecord],
+    exp_path: Path,
+    restoring: bool,
+    plan: Plan,
 ) -> tune.Tuner:
+    """Ray's Tuner: restored to finish interrupted trials, or new over the study."""
+    trainable = tune.with_resources(
+        train_trial, {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
+    )
+    if restoring:
+        try:
+            return tune.Tuner.restore(
+                str(exp_path), trainable=trainable, resume_unfinished=True, resume_errored=False
+            )
+        except (ImportError, AttributeError, pickle.UnpicklingError) as exc:
+            # Ray pickled the searcher, stopper and callbacks of another nas version: the
+            # study goes on as a new Ray experiment; its unfinished trials end driver_lost.
+            logger.warning("nas: Ray state from another version (%s); starting anew", exc)
     searcher = NasSearcher(
-        DefineByRun(cfg, space, cfg.data),
-        metric=cfg.metrics if cfg.multi_objective else cfg.metrics[0],
-        mode=cfg.modes if cfg.multi_objective else cfg.modes[0],
-        sampler=make_sampler(cfg.sampler, cfg.seed, cfg.multi_objective),
-        storage=storage,
-        study_name=cfg.name,
-        max_epochs=cfg.epochs,
+        DefineByRun(cfg, space, cfg.data, plan), study=study, metrics=cfg.metrics
     )
     if cfg.budget.kind == "trials":
         num_samples = max(1, int(cfg.budget.amount) - _evaluated(previous))
@@ -324,7 +353,7 @@ def _new_tuner(
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=searcher,
-            scheduler=make_scheduler(cfg),
+            scheduler=make_scheduler(cfg, plan),
             num_samples=num_samples,
             max_concurrent_trials=_concurrency(cfg),
             reuse_actors=True,
@@ -333,8 +362,8 @@ def _new_tuner(
         run_config=tune.RunConfig(
             name=cfg.name,
             storage_path=str(cfg.ray_dir),
-            stop=BudgetStopper(),
-            callbacks=[TrackingCallback()],
+            stop=BudgetStopper(cfg.name),
+            callbacks=[EventCallback(cfg.name)],
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             verbose=0,
@@ -353,6 +382,7 @@ def _interrupted(exp_path: Path) -> bool:
         from ray.tune import ExperimentAnalysis
 
         analysis = ExperimentAnalysis(str(exp_path))
-    except Exception:  # no state written: nothing to resume
+    except (ValueError, OSError, ImportError, AttributeError, pickle.UnpicklingError):
+        # no experiment state written, or one pickled by another nas version: not resumable
         return False
     return any(t.status in ("RUNNING", "PENDING", "PAUSED") for t in analysis.trials)

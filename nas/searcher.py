@@ -1,173 +1,240 @@
-"""Ray Tune's ``OptunaSearch``, taught three things about architectures.
+"""Our Ray Tune searcher over Optuna's ask-and-tell interface.
 
-1. Specs over ``--max-params`` / ``--max-macs`` are rejected in ``suggest`` (the Optuna trial
-   is told FAIL with the reason) and never reach a worker.
+It holds the :class:`optuna.Study` and the :class:`optuna.Trial` of every trial a worker is
+training, through Optuna's public API only (``ask``, ``tell``, ``report``,
+``set_user_attr``, ``get_trials``), so the warm start (``study.enqueue_trial``) and crash
+recovery have the handles they need. Three things it knows about architectures:
+
+1. Samples over ``--max-params`` / ``--max-macs`` (or that the catalog refuses) end as
+   ``rejected`` in ``suggest`` and never reach a worker.
 2. An architecture + training settings already evaluated in the study (same config key) is
-   not trained again: the new Optuna trial is told the earlier result.
-3. A finished trial is told to Optuna with the state that matches how it ended
-   (:mod:`nas.trial_status`): COMPLETE, PRUNED (scheduler / budget) or FAIL.
+   not trained again: the new trial ends ``reused`` with the earlier result.
+3. A trial Ray finished is told to Optuna in the state the status table gives for how it
+   ended (:mod:`nas.status`).
 
-Rejected and duplicate trials are handed to the current :class:`~nas.runtime.SearchRuntime`
-so that MLflow records them too.
+Rejections and reuses are events on the study's :class:`~nas.events.SearchState`, so MLflow
+and the live view see them like any other trial.
 """
 
 from __future__ import annotations
 
 import logging
+import pickle
 from collections.abc import Callable
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
-from ray.tune.search.optuna import OptunaSearch
 
-from nas.runtime import current
-from nas.trial_status import STATES, classify
+from nas.events import SearchState, TrialCancelled, TrialRejected, TrialReused
+from nas.ray_adapters import active
+from nas.status import TrialStatus, classify, row
 
 logger = logging.getLogger(__name__)
 
 MAX_REJECTIONS_PER_SUGGEST = 50
+#: User attributes copied from the result a trial ends with (result key -> attribute).
+RESULT_ATTRS = {"samples": "samples", "epoch": "epochs", "val_acc": "val_acc",
+                "val_acc_std": "val_acc_std", "folds": "folds",
+                "latency_ms_b1": "latency_ms_b1", "latency_ms_b64": "latency_ms_b64"}  # fmt: skip
 
 
-class NasSearcher(OptunaSearch):
-    """OptunaSearch with limit rejection, duplicate recognition and honest end states."""
+class NasSearcher(Searcher):
+    """Optuna ask-and-tell behind Ray Tune's ``Searcher`` interface."""
 
     def __init__(
         self,
-        space: Callable[[Any], dict[str, Any]],
+        define_by_run: Callable[[optuna.Trial], dict[str, Any]],
         *,
-        metric: str | list[str],
-        mode: str | list[str],
-        sampler: optuna.samplers.BaseSampler,
-        storage: optuna.storages.BaseStorage,
-        study_name: str,
-        max_epochs: int,
+        study: optuna.Study,
+        metrics: list[str],
     ) -> None:
-        super().__init__(
-            space=space,
-            metric=metric,
-            mode=mode,
-            sampler=sampler,
-            storage=storage,
-            study_name=study_name,
-        )
-        self._max_epochs = max_epochs
+        modes = ["max" if d == optuna.study.StudyDirection.MAXIMIZE else "min"
+                 for d in study.directions]  # fmt: skip
+        multi = len(metrics) > 1
+        super().__init__(metric=metrics if multi else metrics[0], mode=modes if multi else modes[0])
+        self.define_by_run = define_by_run
+        self.study = study
+        self.metrics = list(metrics)
+        self.trials: dict[str, optuna.Trial] = {}  # Ray trial id -> the Optuna trial it trains
+        self.reported: dict[str, int] = {}  # Ray trial id -> last samples reported to Optuna
+        self.configs: dict[str, dict[str, Any]] = {}  # Ray trial id -> the config it was handed
 
-    @property
-    def study(self) -> optuna.Study:
-        return self._ot_study
+    def _state(self) -> SearchState | None:
+        return active(self.study.study_name)
 
     # -- suggest ---------------------------------------------------------------------------
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         for _ in range(MAX_REJECTIONS_PER_SUGGEST):
-            config = super().suggest(trial_id)
-            if config is None:
-                return None
-            ot_trial = self._ot_trials[trial_id]
+            trial = self.study.ask()
+            config = self.define_by_run(trial)
             if config.get("rejected"):
-                self._short_circuit(trial_id, ot_trial, config, "rejected", config["rejected"])
+                self._end_early(trial, TrialStatus.REJECTED, config["rejected"])
+                self._emit(TrialRejected(trial.number, config, config["rejected"]))
                 continue
-            earlier = self._find_evaluated(config["config_key"], exclude=ot_trial.number)
+            earlier = self._find_evaluated(config["config_key"], exclude=trial.number)
             if earlier is not None:
-                self._reuse(trial_id, ot_trial, config, earlier)
+                self._reuse(trial, config, earlier)
                 continue
+            self.trials[trial_id] = trial
+            self.configs[trial_id] = config
+            self._register(trial, config)
             return config
         reason = (
-            f"{MAX_REJECTIONS_PER_SUGGEST} samples in a row were rejected "
-            "(over --max-params / --max-macs or the space's limits): loosen them"
+            f"{MAX_REJECTIONS_PER_SUGGEST} samples in a row were rejected (over --max-params / "
+            "--max-macs or the space's limits) or already evaluated: loosen the limits or "
+            "widen the space"
         )
         logger.warning(reason)
-        rt = current()
-        if rt is not None:
-            rt.gave_up = reason
+        state = self._state()
+        if state is not None:
+            state.gave_up = reason
         return Searcher.FINISHED
 
     def _find_evaluated(self, key: str, exclude: int) -> optuna.trial.FrozenTrial | None:
-        for t in self._ot_study.get_trials(
+        for t in self.study.get_trials(
             deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
         ):
             if (
                 t.number != exclude
                 and t.user_attrs.get("config_key") == key
-                and t.user_attrs.get("status") != "stopped"
+                and TrialStatus.parse(t.user_attrs.get("status")) != TrialStatus.STOPPED
             ):
                 return t
         return None
 
     def _reuse(
-        self,
-        trial_id: str,
-        ot_trial: Any,
-        config: dict[str, Any],
-        earlier: optuna.trial.FrozenTrial,
+        self, trial: optuna.Trial, config: dict[str, Any], earlier: optuna.trial.FrozenTrial
     ) -> None:
-        for key in ("epochs", "val_acc", "latency_ms_b1", "latency_ms_b64"):
+        for key in RESULT_ATTRS.values():
             if key in earlier.user_attrs:
-                ot_trial.set_user_attr(key, earlier.user_attrs[key])
-        ot_trial.set_user_attr("duplicate_of", earlier.number)
+                trial.set_user_attr(key, earlier.user_attrs[key])
+        trial.set_user_attr("reused_from", earlier.number)
         reason = f"same architecture and settings as trial {earlier.number}"
         if earlier.state == TrialState.PRUNED:
-            for step, value in earlier.intermediate_values.items():
-                ot_trial.report(value, step)
-            self._short_circuit(
-                trial_id, ot_trial, config, "pruned", reason, state=TrialState.PRUNED
-            )
+            if len(self.metrics) == 1:
+                for step, value in earlier.intermediate_values.items():
+                    trial.report(value, step)
+            status, values = TrialStatus.PRUNED, None
         else:
-            self._short_circuit(
-                trial_id, ot_trial, config, "duplicate", reason, values=earlier.values
-            )
+            status, values = TrialStatus.REUSED, list(earlier.values)
+        self._end_early(trial, status, reason, values)
+        self._emit(TrialReused(trial.number, config, earlier.number, status, values, reason))
 
-    def _short_circuit(
+    def _end_early(
         self,
-        trial_id: str,
-        ot_trial: Any,
-        config: dict[str, Any],
-        status: str,
+        trial: optuna.Trial,
+        status: TrialStatus,
         reason: str,
         values: list[float] | None = None,
-        state: TrialState | None = None,
     ) -> None:
-        ot_trial.set_user_attr("status", status)
-        ot_trial.set_user_attr("reason", reason)
-        state = state or TrialState[STATES[status][0]]
-        self._ot_study.tell(ot_trial, values if state == TrialState.COMPLETE else None, state=state)
-        del self._ot_trials[trial_id]
-        rt = current()
-        if rt is not None:
-            rt.on_short_circuit(
-                ot_trial.number, config, status, reason, list(values) if values else None
-            )
+        trial.set_user_attr("status", status.value)
+        trial.set_user_attr("reason", reason)
+        state = TrialState[row(status).optuna]
+        self.study.tell(trial, values if state == TrialState.COMPLETE else None, state=state)
+
+    def _emit(self, event: Any) -> None:
+        state = self._state()
+        if state is not None:
+            state.emit(event)
+
+    def _register(self, trial: optuna.Trial, config: dict[str, Any]) -> None:
+        state = self._state()
+        if state is not None:
+            state.open_trials[trial.number] = trial
+            state.open_configs[trial.number] = config
 
     # -- results ---------------------------------------------------------------------------
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        if "val_acc" in result and result.get("status") in ("running", "completed"):
-            super().on_trial_result(trial_id, result)
+        trial = self.trials.get(trial_id)
+        if trial is not None:
+            self._report(trial_id, trial, result)
+
+    def _report(self, trial_id: str, trial: optuna.Trial, result: dict[str, Any]) -> None:
+        """Report a training result as an intermediate value at its fidelity (samples)."""
+        status = TrialStatus.parse(result.get("status"))
+        if len(self.metrics) > 1 or self.metric not in result:
+            return
+        step = int(result.get("samples", 0))
+        if status in (TrialStatus.RUNNING, TrialStatus.COMPLETED) and step > self.reported.get(
+            trial_id, 0
+        ):
+            trial.report(float(result[self.metric]), step)
+            self.reported[trial_id] = step
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        trial = self.trials.pop(trial_id, None)
+        if trial is None:
             return
-        ot_trial = self._ot_trials[trial_id]
-        status, reason = classify(result, error, self._max_epochs)
+        state = self._state()
+        spent = state is not None and state.budget_spent.is_set()
+        chance = state.chance if state is not None else 0.0
+        status, reason = classify(result, error, spent, chance)
         result = result or {}
-        ot_trial.set_user_attr("status", status)
+        self._report(trial_id, trial, result)  # the result that ended it, if not reported yet
+        trial.set_user_attr("status", status.value)
         if reason:
-            ot_trial.set_user_attr("reason", reason)
-        for key in ("epoch", "val_acc", "latency_ms_b1", "latency_ms_b64"):
-            if key in result and result[key] is not None:
-                ot_trial.set_user_attr("epochs" if key == "epoch" else key, result[key])
-        state = TrialState[STATES[status][0]]
+            trial.set_user_attr("reason", reason)
+        for key, attr in RESULT_ATTRS.items():
+            if result.get(key) is not None:
+                trial.set_user_attr(attr, result[key])
+        optuna_state = TrialState[row(status).optuna]
         values = None
-        if state == TrialState.COMPLETE:
-            metrics = self.metric if isinstance(self.metric, list) else [self.metric]
-            values = [float(result[m]) for m in metrics]
+        if optuna_state == TrialState.COMPLETE:
+            values = [float(result[m]) for m in self.metrics]
         try:
-            self._ot_study.tell(ot_trial, values, state=state)
-        except Exception as exc:  # a value Optuna refuses (NaN) must not end the search
-            logger.warning("optuna refused trial %s: %s", ot_trial.number, exc)
-            self._ot_study.tell(ot_trial, None, state=TrialState.FAIL)
-        self._completed_trials.add(trial_id)
+            self.study.tell(trial, values, state=optuna_state)
+        except ValueError as exc:  # a value Optuna refuses (NaN) must not end the search
+            logger.warning("optuna refused trial %s: %s", trial.number, exc)
+            self.study.tell(trial, None, state=TrialState.FAIL)
+        if state is not None:
+            state.open_trials.pop(trial.number, None)
+            state.open_configs.pop(trial.number, None)
+        self.reported.pop(trial_id, None)
+        self.configs.pop(trial_id, None)
+
+    # -- Tuner.restore ---------------------------------------------------------------------
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__dict__, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
+        self.__dict__.setdefault("configs", {})
+        for trial_id, trial in self.trials.items():
+            self._register(trial, self.configs.get(trial_id, {}))
+
+
+def close_open_trials(state: SearchState, study: optuna.Study) -> None:
+    """At the end of a search, trials still running (Ray stopped them when the budget ran
+    out, without telling the searcher) end ``stopped`` (PRUNED) with the samples trained and
+    the accuracy they reached; one Ray was handed but never started is a
+    :class:`~nas.events.TrialCancelled` event, so MLflow records it too. A RUNNING trial no
+    searcher of this driver holds (an earlier driver died) ends FAIL; the leaderboard reads
+    that as ``driver_lost``."""
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        trial = state.open_trials.pop(frozen.number, None)
+        config = state.open_configs.pop(frozen.number, {})
+        if trial is None:
+            study.tell(frozen.number, state=TrialState.FAIL)
+            continue
+        started = frozen.number in state.started_numbers
+        reason = (
+            "the budget ran out" if started else "the budget ran out before a worker started it"
+        )
+        trial.set_user_attr("status", TrialStatus.STOPPED.value)
+        trial.set_user_attr("reason", reason)
+        if frozen.intermediate_values:
+            last = max(frozen.intermediate_values)
+            trial.set_user_attr("samples", last)
+            trial.set_user_attr("val_acc", frozen.intermediate_values[last])
+        study.tell(trial, state=TrialState.PRUNED)
+        if not started:
+            state.emit(TrialCancelled(frozen.number, config, reason))

@@ -6,21 +6,31 @@ resumed search keeps writing into the runs it started, and ``nas leaderboard`` /
 find them.
 
 Tags: ``nas.role`` (search | trial | retrain), ``nas.study``, ``nas.trial`` (Optuna trial
-number), ``nas.ray_trial_id``, ``nas.status`` (see :mod:`nas.trial_status`), ``nas.reason``,
-``nas.spec_id``; ``mlflow.parentRunId`` nests the trials under the search run.
+number), ``nas.ray_trial_id``, ``nas.status`` (the status table, :mod:`nas.status`),
+``nas.reason``, ``nas.spec_id``; ``mlflow.parentRunId`` nests the trials under the search run.
+
+:class:`SearchTracker` subscribes to the search's events (:mod:`nas.events`): it imports
+neither Ray nor any global.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
+from functools import singledispatchmethod
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
-from mlflow.tracking import MlflowClient
 
-from nas.trial_status import STATES
+from nas import mlflow_store
+from nas.events import (
+    EpochReported,
+    TrialEnded,
+    TrialNeverRan,
+    TrialReused,
+    TrialStarted,
+)
+from nas.status import TrialStatus, row
 
 PARAM_LIMIT = 6000  # MLflow's param value limit; longer values are artifacts only
 
@@ -38,21 +48,53 @@ def flatten(prefix: str, value: Any, out: dict[str, str]) -> dict[str, str]:
     return out
 
 
+def log_params(client: Any, run_id: str, values: dict[str, str]) -> None:
+    """Log string params, cut to MLflow's value limit, 100 per call (its batch limit)."""
+    params = [Param(k, v[:PARAM_LIMIT]) for k, v in values.items()]
+    for i in range(0, len(params), 100):
+        client.log_batch(run_id, params=params[i : i + 100])
+
+
 class SearchTracker:
     """The MLflow side of one study: its experiment, its parent run, its trial runs."""
 
-    def __init__(self, tracking_uri: str, study: str, artifact_root: Path | None = None) -> None:
+    def __init__(self, tracking_uri: str, study: str) -> None:
         self.tracking_uri = tracking_uri
         self.study = study
-        self.client = MlflowClient(tracking_uri)
-        exp = self.client.get_experiment_by_name(study)
-        if exp is None:
-            location = artifact_root.resolve().as_uri() if artifact_root else None
-            self.experiment_id = self.client.create_experiment(study, artifact_location=location)
-        else:
-            self.experiment_id = exp.experiment_id
+        self.client = mlflow_store.client(tracking_uri)
+        self.experiment_id = mlflow_store.experiment_id(self.client, study, tracking_uri)
         self.parent_run_id: str | None = None
         self._trial_runs: dict[int, str] = {}
+
+    # -- events ----------------------------------------------------------------------------
+
+    @singledispatchmethod
+    def handle(self, event: Any) -> None:
+        """Record one lifecycle event (events it does not track are ignored)."""
+
+    @handle.register
+    def _(self, event: TrialStarted) -> None:
+        self.trial_run(event.number, event.config, ray_trial_id=event.ray_trial_id)
+
+    @handle.register
+    def _(self, event: EpochReported) -> None:
+        self.log_epoch(event.number, event.result)
+
+    @handle.register
+    def _(self, event: TrialEnded) -> None:
+        self.end_trial(event.number, event.status, event.reason, event.extra)
+
+    @handle.register
+    def _(self, event: TrialReused) -> None:
+        self.trial_run(event.number, event.config)
+        if event.values:
+            self.log_epoch(event.number, {"val_acc": event.values[0]})
+        self.end_trial(event.number, event.status, event.reason)
+
+    @handle.register
+    def _(self, event: TrialNeverRan) -> None:  # rejected, or cancelled by the budget
+        self.trial_run(event.number, event.config)
+        self.end_trial(event.number, event.status, event.reason)
 
     # -- the search run --------------------------------------------------------------------
 
@@ -76,10 +118,20 @@ class SearchTracker:
             tags={"nas.role": "search", "nas.study": self.study},
         )
         self.parent_run_id = run.info.run_id
-        params = [Param(k, v[:PARAM_LIMIT]) for k, v in flatten("", config, {}).items()]
-        self.client.log_batch(self.parent_run_id, params=params)
+        log_params(self.client, self.parent_run_id, flatten("", config, {}))
         self.client.log_dict(self.parent_run_id, config, "search_config.json")
         return self.parent_run_id
+
+    def log_plan(self, plan: dict[str, Any]) -> None:
+        """The fidelity plan on the search run: ``plan.json`` and ``plan.*`` params."""
+        if self.parent_run_id is None:
+            return
+        self.client.log_dict(self.parent_run_id, plan, "plan.json")
+        existing = self.client.get_run(self.parent_run_id).data.params
+        values = {f"plan.{k}": json.dumps(v) for k, v in plan.items() if k != "report_at"}
+        log_params(
+            self.client, self.parent_run_id, {k: v for k, v in values.items() if k not in existing}
+        )
 
     def end_search_run(
         self, status: str, summary: dict[str, float], leaderboard: list[dict[str, Any]] | None
@@ -113,6 +165,7 @@ class SearchTracker:
         if number in self._trial_runs:
             run_id = self._trial_runs[number]
             self.client.update_run(run_id, status="RUNNING")
+            self.client.set_tag(run_id, "nas.status", TrialStatus.RUNNING.value)
             return run_id
         tags = {
             "mlflow.parentRunId": self.parent_run_id or "",
@@ -120,10 +173,12 @@ class SearchTracker:
             "nas.study": self.study,
             "nas.trial": str(number),
             "nas.spec_id": str(config.get("spec_id", "")),
-            "nas.status": "running",
+            "nas.status": TrialStatus.RUNNING.value,
         }
         if ray_trial_id:
             tags["nas.ray_trial_id"] = ray_trial_id
+        if config.get("warm_start"):
+            tags["nas.warm_start"] = str(config["warm_start"])
         run = self.client.create_run(self.experiment_id, run_name=f"trial-{number:04d}", tags=tags)
         run_id = run.info.run_id
         self._trial_runs[number] = run_id
@@ -132,18 +187,17 @@ class SearchTracker:
         flatten("train", config.get("train", {}), values)
         flatten("cost", config.get("cost", {}), values)
         values["spec_id"] = str(config.get("spec_id", ""))
-        params = [Param(k, v[:PARAM_LIMIT]) for k, v in values.items()]
-        for i in range(0, len(params), 100):  # log_batch takes at most 100 params a call
-            self.client.log_batch(run_id, params=params[i : i + 100])
+        log_params(self.client, run_id, values)
         self.client.log_dict(run_id, config.get("spec", {}), "spec.json")
         return run_id
 
     def log_epoch(self, number: int, result: dict[str, Any]) -> None:
-        """One log_batch per epoch with every numeric metric of the result."""
+        """One log_batch per report with every numeric metric of the result, at the step of
+        its fidelity (training samples seen)."""
         run_id = self._trial_runs.get(number)
         if run_id is None:
             return
-        step = int(result.get("epoch", result.get("training_iteration", 0)))
+        step = int(result.get("samples", result.get("training_iteration", 0)))
         now = _now_ms()
         metrics = [
             Metric(k, float(v), now, step)
@@ -154,44 +208,33 @@ class SearchTracker:
             self.client.log_batch(run_id, metrics=metrics)
 
     def end_trial(
-        self, number: int, status: str, reason: str | None, extra: dict[str, Any] | None = None
+        self,
+        number: int,
+        status: TrialStatus,
+        reason: str | None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         """Close a trial run with the status both stores share."""
         run_id = self._trial_runs.get(number)
         if run_id is None:
             return
-        tags = [RunTag("nas.status", status)]
+        tags = [RunTag("nas.status", str(status))]
         if reason:
             tags.append(RunTag("nas.reason", reason[:5000]))
         for k, v in (extra or {}).items():
             tags.append(RunTag(f"nas.{k}", str(v)))
         self.client.log_batch(run_id, tags=tags)
-        self.client.set_terminated(run_id, status=STATES[status][1])
+        self.client.set_terminated(run_id, status=row(status).mlflow)
 
-    def mark_unfinished(self, status: str = "interrupted") -> int:
-        """Runs of this search still RUNNING (Ctrl-C, crash) become KILLED, tagged ``status``."""
+    def mark_unfinished(self, reason: str) -> int:
+        """Runs of this search still RUNNING (budget spent, Ctrl-C) end ``stopped``, with
+        ``reason``; a resumed trial reopens its run."""
         n = 0
-        for run_id in self._trial_runs.values():
-            run = self.client.get_run(run_id)
-            if run.info.status == "RUNNING":
-                self.client.set_tag(run_id, "nas.status", status)
-                self.client.set_terminated(run_id, status="KILLED")
+        for number, run_id in self._trial_runs.items():
+            if self.client.get_run(run_id).info.status == "RUNNING":
+                self.end_trial(number, TrialStatus.STOPPED, reason)
                 n += 1
         return n
-
-    def record_short_circuit(
-        self,
-        number: int,
-        config: dict[str, Any],
-        status: str,
-        reason: str,
-        metrics: dict[str, float] | None,
-    ) -> None:
-        """A trial that ended in the searcher (rejected, duplicate): a run all the same."""
-        self.trial_run(number, config)
-        if metrics:
-            self.log_epoch(number, {**metrics})
-        self.end_trial(number, status, reason)
 
 
 _EPOCH_METRICS = {
@@ -199,6 +242,9 @@ _EPOCH_METRICS = {
     "val_loss",
     "train_loss",
     "epoch",
+    "samples",
+    "val_acc_std",
+    "folds",
     "images_per_s",
     "params",
     "macs",

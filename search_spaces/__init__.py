@@ -6,7 +6,9 @@ Imports only torch, numpy, PyYAML and the standard library.
 
 from search_spaces.builder import build
 from search_spaces.cost import CostReport, count
+from search_spaces.sampler import sample
 from search_spaces.scaling import compound, round_channels, scale_depth
+from search_spaces.space import Space, SpaceError, default_space_for, list_spaces, load_space
 from search_spaces.spec import SpecError, dump_spec, load_spec, spec_id, spec_to_json
 from search_spaces.zoo import list_zoo, load_zoo
 
@@ -24,17 +26,10 @@ __all__ = [
     "round_channels",
     "scale_depth",
     "compound",
+    "load_space",
+    "list_spaces",
+    "default_space_for",
+    "Space",
+    "SpaceError",
+    "sample",
 ]
-
-try:  # the search-space files and sampler (search_spaces/space.py, sampler.py)
-    from search_spaces.space import Space, SpaceError, default_space_for, list_spaces, load_space
-
-    __all__ += ["load_space", "list_spaces", "default_space_for", "Space", "SpaceError"]
-except ImportError:  # pragma: no cover - not shipped in this checkout yet
-    pass
-try:
-    from search_spaces.sampler import sample
-
-    __all__ += ["sample"]
-except ImportError:  # pragma: no cover
-    pass

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from search_spaces.blocks import BLOCKS
-from search_spaces.layers import SqueezeExcite, conv_cls, get_act
+from search_spaces.layers import AdaptivePool, SqueezeExcite, conv_cls, get_act
 from search_spaces.spec import Entry, load_spec, plan
 
 __all__ = ["build", "Network", "Head", "SpatialPyramidPool"]
@@ -27,19 +27,10 @@ class SpatialPyramidPool(nn.Module):
 
     def __init__(self, dims: int, levels: list[int]) -> None:
         super().__init__()
-        cls = (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)[dims - 1]
-        self.pools = nn.ModuleList(cls(level) for level in levels)
+        self.pools = nn.ModuleList(AdaptivePool("max", dims, level) for level in levels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([p(x).flatten(1) for p in self.pools], 1)
-
-
-def _adaptive(kind: str, dims: int, size: Any) -> nn.Module:
-    table = {
-        "avg": (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d),
-        "max": (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d),
-    }
-    return table[kind][dims - 1](size)
 
 
 class Head(nn.Module):
@@ -60,20 +51,20 @@ class Head(nn.Module):
                 get_act(head["act"], num_classes),
             )
             self.pool = nn.Sequential(
-                _adaptive("max" if pool == "max" else "avg", dims, 1), nn.Flatten(1)
+                AdaptivePool("max" if pool == "max" else "avg", dims, 1), nn.Flatten(1)
             )
             self.fc = nn.Identity()
             return
         self.pre = nn.Identity()
         if pool in ("avg", "max"):
-            self.pool = nn.Sequential(_adaptive(pool, dims, 1), nn.Flatten(1))
+            self.pool = nn.Sequential(AdaptivePool(pool, dims, 1), nn.Flatten(1))
             features = in_chs
         elif pool == "spp":
             self.pool = SpatialPyramidPool(dims, head["spp_levels"])
             features = in_chs * sum(level**dims for level in head["spp_levels"])
         else:
             fs = head["flatten_size"]
-            first = nn.Identity() if fs is None else _adaptive("avg", dims, fs)
+            first = nn.Identity() if fs is None else AdaptivePool("avg", dims, fs)
             self.pool = nn.Sequential(first, nn.Flatten(1))
             features = in_chs * math.prod(size)
         layers: list[nn.Module] = []

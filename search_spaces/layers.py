@@ -7,6 +7,7 @@ implementation serves 1-D, 2-D and 3-D input by picking the conv / pool classes 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 
@@ -24,6 +25,7 @@ __all__ = [
     "get_act",
     "get_norm",
     "get_pool",
+    "CenteredGroupNorm",
     "ConvNormAct",
     "SqueezeExcite",
     "DropPath",
@@ -31,6 +33,8 @@ __all__ = [
     "LpPool",
     "MixedPool",
     "StochasticPool",
+    "AdaptivePool",
+    "adaptive_bins",
     "same_padding",
     "to_tuple",
 ]
@@ -99,8 +103,46 @@ def get_act(act: str | nn.Module | None, channels: int = 1) -> nn.Module:
 # ----------------------------------------------------------------------------- norms
 
 
+class _Centered:
+    """Subtract each group's mean before PyTorch's group / instance norm.
+
+    The result is the same function (these norms are shift invariant per group), but PyTorch's
+    CPU kernels lose most float32 digits on a near-constant group with a large mean (a dead
+    channel after an activation, a 2x2 map): the variance comes out as noise that the next
+    norm amplifies, so logits moved by 0.27 against float64 on sampled networks, while
+    onnxruntime computed them exactly. Centred first, the kernels are accurate and an export
+    agrees with PyTorch.
+    """
+
+    groups_attr = "num_groups"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = x.reshape(x.shape[0], getattr(self, self.groups_attr), -1)
+        return super().forward((g - g.mean(-1, keepdim=True)).reshape(x.shape))
+
+
+class CenteredGroupNorm(_Centered, nn.GroupNorm):
+    """``nn.GroupNorm`` on group-centred input (see :class:`_Centered`)."""
+
+
+class _CenteredInstance(_Centered):
+    groups_attr = "num_features"
+
+
+class CenteredInstanceNorm1d(_CenteredInstance, nn.InstanceNorm1d):
+    """``nn.InstanceNorm1d`` on channel-centred input (see :class:`_Centered`)."""
+
+
+class CenteredInstanceNorm2d(_CenteredInstance, nn.InstanceNorm2d):
+    """``nn.InstanceNorm2d`` on channel-centred input (see :class:`_Centered`)."""
+
+
+class CenteredInstanceNorm3d(_CenteredInstance, nn.InstanceNorm3d):
+    """``nn.InstanceNorm3d`` on channel-centred input (see :class:`_Centered`)."""
+
+
 def _instance(dims: int, channels: int, eps: float, momentum: float, groups: int) -> nn.Module:
-    cls = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)[dims - 1]
+    cls = (CenteredInstanceNorm1d, CenteredInstanceNorm2d, CenteredInstanceNorm3d)[dims - 1]
     return cls(channels, eps=eps, momentum=momentum, affine=True)
 
 
@@ -112,9 +154,9 @@ def _batch(dims: int, channels: int, eps: float, momentum: float, groups: int) -
 NORMS: dict[str, Callable[[int, int, float, float, int], nn.Module]] = {
     "batch": _batch,
     # "layer" for conv features: GroupNorm(1, C) -- normalises over C and space per sample.
-    "layer": lambda d, c, eps, m, g: nn.GroupNorm(1, c, eps=eps),
+    "layer": lambda d, c, eps, m, g: CenteredGroupNorm(1, c, eps=eps),
     "instance": _instance,
-    "group": lambda d, c, eps, m, g: nn.GroupNorm(math.gcd(g, c), c, eps=eps),
+    "group": lambda d, c, eps, m, g: CenteredGroupNorm(math.gcd(g, c), c, eps=eps),
     "none": lambda d, c, eps, m, g: nn.Identity(),
 }
 
@@ -197,25 +239,86 @@ class StochasticPool(nn.Module):
         self.kernel = to_tuple(kernel, dims)
         self.stride = to_tuple(stride, dims)
         self.padding = to_tuple(padding, dims)
+        self.window = math.prod(self.kernel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = x.clamp_min(0)
         if any(self.padding):
             pad = [p for p in reversed(self.padding) for _ in (0, 1)]
             a = F.pad(a, pad)
+        if not self.training:
+            # sum(p_i * a_i) = sum(a_i^2) / sum(a_i): two window sums, no unfold, so the
+            # inference rule exports to ONNX (whose Unfold needs every size known).
+            pool = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[self.dims - 1]
+            squares = pool(a * a, self.kernel, self.stride)
+            return squares / pool(a, self.kernel, self.stride).clamp_min(1e-12 / self.window)
         for i, (k, s) in enumerate(zip(self.kernel, self.stride, strict=True)):
             a = a.unfold(2 + i, k, s)
         windows = a.flatten(-self.dims)  # (N, C, *out, K)
         total = windows.sum(-1, keepdim=True)
         probs = windows / total.clamp_min(1e-12)
-        if not self.training:
-            return (probs * windows).sum(-1)
         flat = probs.reshape(-1, probs.shape[-1])
         empty = flat.sum(-1, keepdim=True) <= 0
         flat = torch.where(empty, torch.ones_like(flat), flat)
         idx = torch.multinomial(flat, 1)
         picked = windows.reshape(-1, windows.shape[-1]).gather(1, idx)
         return picked.reshape(windows.shape[:-1])
+
+
+def adaptive_bins(size: int, out: int) -> list[tuple[int, int]]:
+    """The ``[start, end)`` windows of adaptive pooling from ``size`` to ``out`` positions:
+    ``floor(i * size / out)`` to ``ceil((i + 1) * size / out)``, PyTorch's rule."""
+    return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+
+
+def _exporting() -> bool:
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+
+
+class AdaptivePool(nn.Module):
+    """Adaptive average / max pooling to ``output_size`` in 1-D, 2-D or 3-D.
+
+    Eager mode runs PyTorch's adaptive pool. While the model is traced or exported (the input
+    size is then fixed), the same bins are computed with operators every ONNX runtime has: a
+    plain pool whose window is the bin when the output size divides the input size, else
+    per-bin slices and reductions (spatial pyramid pooling over a 3x3 map, say). ONNX's
+    exporters translate adaptive pooling only in the global or evenly dividing case, and only
+    when every input size is known.
+    """
+
+    def __init__(self, kind: str, dims: int, output_size: int | Sequence[int]) -> None:
+        super().__init__()
+        if kind not in ("avg", "max"):
+            raise ValueError(f"adaptive pool kind {kind!r}: expected avg or max")
+        self.kind, self.dims = kind, dims
+        self.output_size = to_tuple(output_size, dims)
+        self.native = {
+            "avg": (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d),
+            "max": (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d),
+        }[kind][dims - 1](self.output_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not _exporting():
+            return self.native(x)
+        sizes = [int(n) for n in x.shape[2:]]
+        if all(n % o == 0 for n, o in zip(sizes, self.output_size, strict=True)):
+            # evenly dividing: a plain pool whose window is the bin
+            kernel = [n // o for n, o in zip(sizes, self.output_size, strict=True)]
+            if self.kind == "max":
+                return (F.max_pool1d, F.max_pool2d, F.max_pool3d)[self.dims - 1](x, kernel)
+            return (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[self.dims - 1](x, kernel)
+        return self._binned(x, sizes)
+
+    def _binned(self, x: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+        """One reduction per output position, stacked back into N, C, *output_size."""
+        bins = [adaptive_bins(n, o) for n, o in zip(sizes, self.output_size, strict=True)]
+        axes = tuple(range(2, 2 + self.dims))
+        cells = []
+        for window in itertools.product(*bins):
+            index = (slice(None), slice(None), *(slice(a, b) for a, b in window))
+            part = x[index]
+            cells.append(part.amax(dim=axes) if self.kind == "max" else part.mean(dim=axes))
+        return torch.stack(cells, dim=-1).reshape(*x.shape[:2], *self.output_size)
 
 
 def _torch_pool(kind: str) -> Callable[..., nn.Module]:

@@ -153,15 +153,26 @@ def _normalise_input(
     return sizes
 
 
-#: Smallest spatial size the last stage may reach, per norm: instance norm needs more than
-#: one value per channel, and group norm with one channel per group (``norm_groups`` = C)
-#: fails on a single 1x1 sample (batch-1 inference); other norms reach 1x1.
-FLOOR_SIZE = {"instance": 2, "group": 2}
+#: Fewest positions per channel the last stage may keep, per norm. Instance norm and group
+#: norm with one channel per group (``norm_groups`` = C) normalise each channel over its
+#: positions alone: one position fails, and two make the output a near-sign of their
+#: difference, so ill-conditioned that float32 rounding in another runtime (an ONNX export)
+#: moves the logits by 1e-4. Four positions (2x2, or 4 steps of a series) keep it stable.
+MIN_POSITIONS = {"instance": 4, "group": 4}
 
 
-def _worst_floor(space: Space) -> int:
-    """Smallest spatial size the last stage may reach in any trial of this space."""
-    return max(FLOOR_SIZE.get(n, 1) for n in space.defaults["norm"].values)
+def floor_size(norm: str, dims: int) -> int:
+    """Smallest side the last stage may reach with ``norm`` on ``dims``-D input."""
+    positions = MIN_POSITIONS.get(norm, 1)
+    side = 1
+    while side**dims < positions:
+        side += 1
+    return side
+
+
+def _worst_floor(space: Space, dims: int) -> int:
+    """Smallest side the last stage may reach in any trial of this space."""
+    return max(floor_size(n, dims) for n in space.defaults["norm"].values)
 
 
 def _smallest_resolution(space: Space) -> float:
@@ -176,7 +187,7 @@ def _stem(trial: Any, space: Space, sizes: tuple[int, ...]) -> tuple[list[dict],
     and norm), so the choices of ``stem.stride`` / ``stem.pool`` never change within a study.
     """
     worst = _scaled(sizes, _smallest_resolution(space))
-    room = halvings(worst, _worst_floor(space)) - (_count_bounds(space)[0] - 1)
+    room = halvings(worst, _worst_floor(space, len(sizes))) - (_count_bounds(space)[0] - 1)
     large = worst >= STEM_DOWNSAMPLE_FROM
     stem = space.stem
     entry = {"type": "conv", "out": stem["width"].suggest(trial, "stem.width"),
@@ -250,9 +261,9 @@ def sample(
     The spec follows SPEC.md with ``input`` = (dims, channels, size); it is returned in
     canonical form when the catalog's ``load_spec`` is available. Depth adapts to the input:
     every stage after the first halves the spatial size, and the number of stages is capped
-    so the last one still has at least 1x1 after resolution scaling (2x2 with instance or
-    group norm, see ``FLOOR_SIZE``). The spec comes back in the catalog's canonical form
-    (``load_spec``, which also checks every size). Nothing heavy is computed, except when
+    so the last one still has at least 1x1 after resolution scaling (four positions with
+    instance or group norm, see ``MIN_POSITIONS``). The spec comes back in the catalog's
+    canonical form (``load_spec``, which also checks every size). Nothing heavy is computed, except when
     the space sets ``limits``: then the cost model counts the spec and, while it is over a
     limit, the width multiplier shrinks by 0.8 (at most 8 times) before
     :class:`SampleRejected` is raised.
@@ -265,42 +276,17 @@ def sample(
 
     # A norm that needs more pixels than the input has (instance norm on 1x1) is not offered.
     worst = _scaled(sizes, _smallest_resolution(space))
-    norms = [n for n in space.defaults["norm"].values if FLOOR_SIZE.get(n, 1) <= worst]
+    norms = [n for n in space.defaults["norm"].values if floor_size(n, dims) <= worst]
     defaults = {
         key: _pick(trial, key, norms or ["batch"]) if key == "norm" else choice.suggest(trial, key)
         for key, choice in space.defaults.items()
     }
     scaling = {key: c.suggest(trial, f"scaling.{key}") for key, c in space.scaling.items()}
-    floor_size = FLOOR_SIZE.get(defaults["norm"], 1)
+    floor = floor_size(defaults["norm"], dims)
 
     stem, stem_down = _stem(trial, space, sizes)
-    n = _scaled(sizes, scaling["resolution"])
-    for _ in range(stem_down):
-        n //= 2
-    low, high = _count_bounds(space)
-    cap = halvings(n, floor_size) + 1
-    high = max(1, min(high, cap))
-    low = min(low, high)
-    count = low if low == high else int(trial.suggest_int("stages", low, high))
-
-    options = {b.label: b for b in space.blocks_for(dims)}
-    stages: list[dict[str, Any]] = []
-    for i in range(1, count + 1):
-        prefix = f"stage{i}"
-        option = options[_pick(trial, f"{prefix}.block", list(options))]
-        block, out, repeats = _block(trial, space, option, prefix)
-        stride = 2 if i > 1 else 1
-        if stride == 2 and option.type in STRIDE_ONE:
-            if option.type == "dense":
-                comp = space.stages["compression"].suggest(trial, f"{prefix}.compression")
-                down = {"type": "transition", "compression": comp}
-            else:
-                kind = space.stages["pool"].suggest(trial, f"{prefix}.pool")
-                down = {"type": "pool", "kind": kind, "kernel": 3, "padding": 1}
-            stages.append({"block": down, "out": None, "repeats": 1, "stride": 2})
-            stride = 1
-        stages.append({"block": block, "out": out, "repeats": repeats, "stride": stride})
-
+    count = _stage_count(trial, space, sizes, scaling["resolution"], stem_down, floor)
+    stages = _stages(trial, space, dims, count)
     h = space.head
     hidden = h["hidden"].suggest(trial, "head.hidden")
     head = {
@@ -322,6 +308,47 @@ def sample(
     if any(v is not None for v in space.limits.values()):
         spec = _fit_limits(spec, space, num_classes)
     return spec, train
+
+
+def _stage_count(
+    trial: Any,
+    space: Space,
+    sizes: tuple[int, ...],
+    resolution: float,
+    stem_down: int,
+    floor: int,
+) -> int:
+    """How many stages: the space's range, capped so the last stage keeps ``floor``."""
+    n = _scaled(sizes, resolution)
+    for _ in range(stem_down):
+        n //= 2
+    low, high = _count_bounds(space)
+    high = max(1, min(high, halvings(n, floor) + 1))
+    low = min(low, high)
+    return low if low == high else int(trial.suggest_int("stages", low, high))
+
+
+def _stages(trial: Any, space: Space, dims: int, count: int) -> list[dict[str, Any]]:
+    """The stages: a block per stage, every stage after the first halving the size (a pool
+    or a DenseNet transition in front of a block type that cannot stride)."""
+    options = {b.label: b for b in space.blocks_for(dims)}
+    stages: list[dict[str, Any]] = []
+    for i in range(1, count + 1):
+        prefix = f"stage{i}"
+        option = options[_pick(trial, f"{prefix}.block", list(options))]
+        block, out, repeats = _block(trial, space, option, prefix)
+        stride = 2 if i > 1 else 1
+        if stride == 2 and option.type in STRIDE_ONE:
+            if option.type == "dense":
+                comp = space.stages["compression"].suggest(trial, f"{prefix}.compression")
+                down = {"type": "transition", "compression": comp}
+            else:
+                kind = space.stages["pool"].suggest(trial, f"{prefix}.pool")
+                down = {"type": "pool", "kind": kind, "kernel": 3, "padding": 1}
+            stages.append({"block": down, "out": None, "repeats": 1, "stride": 2})
+            stride = 1
+        stages.append({"block": block, "out": out, "repeats": repeats, "stride": stride})
+    return stages
 
 
 def _fit_limits(spec: dict[str, Any], space: Space, num_classes: int) -> dict[str, Any]:

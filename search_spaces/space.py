@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from search_spaces.blocks import BLOCKS
+
 SPACES_DIR = Path(__file__).resolve().parent
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "list_spaces",
     "default_space_for",
     "TRAIN_KEYS",
+    "TRAIN_DEFAULTS",
 ]
 
 
@@ -272,18 +275,37 @@ SCHEDULES = ("cosine", "onecycle", "step", "constant")
 OPTIMIZER_ONLY = {"momentum": ("sgd", "rmsprop"), "nesterov": ("sgd",)}
 INERT = {"momentum": 0.0, "nesterov": False}
 
-#: Every setting but ``optimizer``: its check and the value used when the space omits it.
+#: The training defaults of the whole project: what a space that omits a setting draws, and
+#: what ``workers.TrainSettings`` (``nas train``, retrain) uses when nothing is given. They
+#: train a small CNN well (benchmarks/specs/fashion_mnist_reference.yaml).
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "optimizer": "sgd",
+    "lr": 0.05,  # peak learning rate (after warmup)
+    "momentum": 0.9,  # sgd / rmsprop
+    "nesterov": True,  # sgd only
+    "weight_decay": 5e-4,  # decoupled for adamw, L2 otherwise
+    "batch_size": 128,
+    "schedule": "onecycle",
+    "warmup_epochs": 0.0,  # linear warmup; onecycle warms up for >= 25% of the run anyway
+    "label_smoothing": 0.0,  # Szegedy et al. 2016 (Inception v3)
+    "augment": 0.5,  # strength in [0, 1]; 0 = none; the data's modality decides the ops
+    "grad_clip": 0.0,  # max global grad norm; 0 = off
+}
+#: Every setting but ``optimizer``: its check (the default is ``TRAIN_DEFAULTS``'s).
+TRAIN_CHECKS: dict[str, Check] = {
+    "lr": POS_FLOAT,
+    "momentum": UNIT_FLOAT,
+    "nesterov": BOOL,
+    "weight_decay": NONNEG_FLOAT,
+    "batch_size": POS_INT,
+    "schedule": one_of(SCHEDULES),
+    "warmup_epochs": NONNEG_FLOAT,
+    "label_smoothing": UNIT_FLOAT,
+    "augment": UNIT_CLOSED,
+    "grad_clip": NONNEG_FLOAT,
+}
 TRAIN_TABLE: dict[str, tuple[Check, Any]] = {
-    "lr": (POS_FLOAT, 0.001),
-    "momentum": (UNIT_FLOAT, 0.9),
-    "nesterov": (BOOL, False),
-    "weight_decay": (NONNEG_FLOAT, 0.0005),
-    "batch_size": (POS_INT, 64),
-    "schedule": (one_of(SCHEDULES), "cosine"),
-    "warmup_epochs": (NONNEG_FLOAT, 0.0),
-    "label_smoothing": (UNIT_FLOAT, 0.0),
-    "augment": (UNIT_CLOSED, 0.0),
-    "grad_clip": (NONNEG_FLOAT, 0.0),
+    key: (check, TRAIN_DEFAULTS[key]) for key, check in TRAIN_CHECKS.items()
 }
 
 
@@ -385,11 +407,16 @@ BLOCK_TABLE: dict[str, dict[str, Check]] = {
     "mbconv": {"expansion": POS_INT, "kernel": ODD_INT, "se": SE_RATIO},
     "fire": {},
 }  # fmt: skip
-#: Block types that cannot stride: a downsampling stage gets a pool (or, before a dense
-#: block, a DenseNet transition) in front of them.
-STRIDE_ONE = frozenset({"dense", "inception", "inception_v3", "fire"})
-#: Block types that need at least 2 spatial dims (per SPEC.md).
-MIN_DIMS = {"asym": 2, "flattened": 2, "inception_v3": 2}
+#: Block types that cannot stride, as the catalog says: a downsampling stage gets a pool
+#: (or, before a dense block, a DenseNet transition) in front of them.
+STRIDE_ONE = frozenset(t for t in BLOCK_TABLE if BLOCKS[t].NEEDS_STRIDE_1)
+
+
+def min_dims(block_type: str) -> int:
+    """The fewest spatial dims a block type works on (the catalog's ``MIN_DIMS``)."""
+    return BLOCKS[block_type].MIN_DIMS
+
+
 #: A block entry may override these stage-level choices for its own type.
 BLOCK_OVERRIDES = ("width", "repeats")
 
@@ -427,7 +454,7 @@ class Space:
 
     def blocks_for(self, dims: int) -> tuple[BlockOption, ...]:
         """The block options usable on ``dims``-dimensional input."""
-        return tuple(b for b in self.blocks if MIN_DIMS.get(b.type, 1) <= dims)
+        return tuple(b for b in self.blocks if min_dims(b.type) <= dims)
 
 
 def _read_blocks(r: _Reader, node: Any) -> tuple[BlockOption, ...]:
@@ -517,7 +544,7 @@ def _read_space(raw: Any, name: str, source: str) -> Space:
             f"size), got {list(count.values)!r}",
         )
     for d in dims:
-        if not any(MIN_DIMS.get(b.type, 1) <= d for b in blocks):
+        if not any(min_dims(b.type) <= d for b in blocks):
             raise r.fail("stages.blocks", f"no block type works on {d}-D input")
     train, optimizers = _read_train(r, top["train"])
     return Space(

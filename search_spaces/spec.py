@@ -210,8 +210,37 @@ def canonical(spec: Mapping[str, Any]) -> dict:
     name = spec.get("name", "")
     if not isinstance(name, str):
         raise SpecError(f"name: expected a string, got {name!r}")
+    dims, channels, size = _input(spec.get("input"))
+    defaults = _fill("defaults", spec.get("defaults"), DEFAULTS, dims)
+    out = {
+        "version": SPEC_VERSION,
+        "name": name,
+        "input": {"dims": dims, "channels": channels, "size": size},
+        "defaults": defaults,
+        "stem": _stem(spec.get("stem") or [], defaults, dims),
+        "stages": _stages(spec.get("stages"), defaults, dims),
+        "head": _head(spec.get("head"), defaults, dims),
+        "scaling": _scaling(spec.get("scaling"), dims),
+        "init": _fill("init", spec.get("init"), INIT, dims),
+    }
+    plan(out)  # channel / size walk: raises SpecError on impossible specs
+    # derived outputs are written null, so equal specs hash equal
+    for entry in out["stem"]:
+        if _derived(entry["type"]):
+            entry["out"] = None
+    for stage in out["stages"]:
+        if _derived(stage["block"]["type"]):
+            stage["out"] = None
+    return out
 
-    inp = dict(_mapping("input", spec.get("input")))
+
+def _derived(block_type: str) -> bool:
+    cls = BLOCKS[block_type]
+    return bool(cls.DERIVED_OUT or cls.PRESERVES)
+
+
+def _input(raw: Any) -> tuple[int, int, list[int]]:
+    inp = dict(_mapping("input", raw))
     if set(inp) - {"dims", "channels", "size"}:
         raise SpecError(f"input.{sorted(set(inp) - {'dims', 'channels', 'size'})[0]}: unknown key")
     dims = inp.get("dims")
@@ -219,46 +248,54 @@ def canonical(spec: Mapping[str, Any]) -> dict:
         raise SpecError(f"input.dims: expected 1, 2 or 3, got {dims!r}")
     channels = _int("input.channels", inp.get("channels"))
     size = check_value("input.size", inp.get("size"), Opt(None, "size", 1), dims)
-    size = [size] * dims if _is_int(size) else size
+    return dims, channels, [size] * dims if _is_int(size) else size
 
-    defaults = _fill("defaults", spec.get("defaults"), DEFAULTS, dims)
-    stem_raw = spec.get("stem") or []
-    if not isinstance(stem_raw, list):
-        raise SpecError(f"stem: expected a list, got {stem_raw!r}")
+
+def _stem(raw: Any, defaults: dict[str, Any], dims: int) -> list[dict[str, Any]]:
+    if not isinstance(raw, list):
+        raise SpecError(f"stem: expected a list, got {raw!r}")
     stem = []
-    for i, raw in enumerate(stem_raw):
-        entry = _block(f"stem[{i}]", raw, defaults, dims, ENTRY_KEYS)
+    for i, item in enumerate(raw):
+        entry = _block(f"stem[{i}]", item, defaults, dims, ENTRY_KEYS)
         entry["out"] = _out(f"stem[{i}].out", entry.get("out"))
         entry["stride"] = _int(f"stem[{i}].stride", entry.get("stride", 1))
         stem.append(entry)
+    return stem
 
-    stages_raw = spec.get("stages")
-    if not isinstance(stages_raw, list) or not stages_raw:
-        raise SpecError(f"stages: expected a non-empty list, got {stages_raw!r}")
+
+def _stages(raw: Any, defaults: dict[str, Any], dims: int) -> list[dict[str, Any]]:
+    if not isinstance(raw, list) or not raw:
+        raise SpecError(f"stages: expected a non-empty list, got {raw!r}")
     stages = []
-    for i, raw in enumerate(stages_raw):
-        raw = _mapping(f"stages[{i}]", raw)
-        bad = sorted(set(raw) - set(STAGE_KEYS))
+    for i, item in enumerate(raw):
+        item = _mapping(f"stages[{i}]", item)
+        bad = sorted(set(item) - set(STAGE_KEYS))
         if bad:
             raise SpecError(f"stages[{i}].{bad[0]}: unknown key; known: {', '.join(STAGE_KEYS)}")
         stages.append(
             {
-                "block": _block(f"stages[{i}].block", raw.get("block"), defaults, dims, ()),
-                "out": _out(f"stages[{i}].out", raw.get("out")),
-                "repeats": _int(f"stages[{i}].repeats", raw.get("repeats", 1)),
-                "stride": _int(f"stages[{i}].stride", raw.get("stride", 1)),
+                "block": _block(f"stages[{i}].block", item.get("block"), defaults, dims, ()),
+                "out": _out(f"stages[{i}].out", item.get("out")),
+                "repeats": _int(f"stages[{i}].repeats", item.get("repeats", 1)),
+                "stride": _int(f"stages[{i}].stride", item.get("stride", 1)),
             }
         )
+    return stages
 
-    head = _fill("head", spec.get("head"), HEAD, dims)
+
+def _head(raw: Any, defaults: dict[str, Any], dims: int) -> dict[str, Any]:
+    head = _fill("head", raw, HEAD, dims)
     if head["act"] is None:
         head["act"] = defaults["act"]
     if head["classifier"] == "conv" and head["hidden"]:
         raise SpecError("head.hidden: must be empty with a conv classifier")
     if head["pool"] == "spp" and not head["spp_levels"]:
         raise SpecError("head.spp_levels: must not be empty for spp")
+    return head
 
-    scaling = _fill("scaling", spec.get("scaling"), SCALING, dims)
+
+def _scaling(raw: Any, dims: int) -> dict[str, Any]:
+    scaling = _fill("scaling", raw, SCALING, dims)
     if scaling["phi"] is not None:
         d, w, r = compound(scaling["phi"], scaling["alpha"], scaling["beta"], scaling["gamma"])
         computed = {"depth": d, "width": w, "resolution": r}
@@ -269,29 +306,7 @@ def canonical(spec: Mapping[str, Any]) -> dict:
     for key in ("width", "depth", "resolution"):
         if scaling[key] <= 0:
             raise SpecError(f"scaling.{key}: must be > 0, got {scaling[key]}")
-    init = _fill("init", spec.get("init"), INIT, dims)
-
-    out = {
-        "version": SPEC_VERSION,
-        "name": name,
-        "input": {"dims": dims, "channels": channels, "size": size},
-        "defaults": defaults,
-        "stem": stem,
-        "stages": stages,
-        "head": head,
-        "scaling": scaling,
-        "init": init,
-    }
-    plan(out)  # channel / size walk: raises SpecError on impossible specs
-    for st in stages:  # derived outputs are written null, so equal specs hash equal
-        cls = BLOCKS[st["block"]["type"]]
-        if cls.DERIVED_OUT or cls.PRESERVES:
-            st["out"] = None
-    for entry in stem:
-        cls = BLOCKS[entry["type"]]
-        if cls.DERIVED_OUT or cls.PRESERVES:
-            entry["out"] = None
-    return out
+    return scaling
 
 
 # ----------------------------------------------------------------------------- plan

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -13,8 +15,10 @@ from search_spaces.layers import (
     ACTIVATIONS,
     NORMS,
     POOLS,
+    AdaptivePool,
     LpPool,
     StochasticPool,
+    adaptive_bins,
     get_act,
     get_norm,
     get_pool,
@@ -229,6 +233,50 @@ def test_stochastic_pool_train_samples_eval_weights() -> None:
     torch.manual_seed(0)
     assert {pool(x).item() for _ in range(30)} <= {1.0, 3.0}
     assert pool(torch.zeros(1, 1, 2, 2)).item() == 0.0
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_stochastic_pool_inference_rule_is_the_window_expectation(dims: int) -> None:
+    """Eval output = sum(p_i a_i) over each (zero-padded) window, p_i = a_i / sum(a)."""
+    torch.manual_seed(dims)
+    x = torch.randn(2, 3, *([7] * dims))
+    pool = StochasticPool(dims, 3, 2, 1).eval()
+    a = torch.nn.functional.pad(x.clamp_min(0), [1] * (2 * dims))
+    for i in range(dims):
+        a = a.unfold(2 + i, 3, 2)
+    w = a.flatten(-dims)
+    want = (w * w).sum(-1) / w.sum(-1).clamp_min(1e-12)
+    assert torch.allclose(pool(x), want, atol=1e-6)
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("kind", ["avg", "max"])
+@pytest.mark.parametrize(("size", "out"), [(3, 2), (5, 4), (7, 3), (8, 4), (6, 1)])
+def test_adaptive_pool_traced_bins_equal_pytorch(dims: int, kind: str, size: int, out: int) -> None:
+    """The traced form (slices or a plain pool) is PyTorch's adaptive pool, bin for bin."""
+    torch.manual_seed(size)
+    pool = AdaptivePool(kind, dims, out)
+    x = torch.randn(2, 3, *([size] * dims))
+    traced = torch.jit.trace(pool, (x,), check_trace=False)
+    assert torch.allclose(traced(x), pool(x), atol=1e-6)
+    assert pool(x).shape == (2, 3, *([out] * dims))
+
+
+@pytest.mark.parametrize("norm", ["group", "layer", "instance"])
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_group_and_instance_norms_are_accurate_on_near_constant_groups(norm, dims) -> None:
+    """A near-constant channel with a large mean: float32 output agrees with float64."""
+    torch.manual_seed(0)
+    x = 50.0 + 1e-3 * torch.randn(2, 8, *([2] * dims))
+    m = get_norm(norm, 8, dims, groups=8).eval()
+    exact = copy.deepcopy(m).double()(x.double())
+    assert torch.allclose(m(x).double(), exact, atol=1e-4)  # plain PyTorch: ~1e-3
+
+
+def test_adaptive_bins_follow_pytorch_rule() -> None:
+    assert adaptive_bins(3, 2) == [(0, 2), (1, 3)]
+    assert adaptive_bins(5, 4) == [(0, 2), (1, 3), (2, 4), (3, 5)]
+    assert adaptive_bins(8, 4) == [(0, 2), (2, 4), (4, 6), (6, 8)]
 
 
 def test_min_lp_mixed_pools() -> None:

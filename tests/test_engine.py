@@ -47,7 +47,7 @@ def run(digits, epochs=2, seed=0, **kw):
 def test_trains_and_reports(digits):
     seen = []
     r = run(digits, on_epoch=lambda m, s: seen.append((m.epoch, s["epoch"])), use_test=True)
-    assert r.status == "ok" and r.epochs == 2 and seen == [(1, 1), (2, 2)]
+    assert r.ok and r.epochs == 2 and seen == [(1, 1), (2, 2)]
     assert r.val_acc > 0.5 and 0 <= r.test_acc <= 1 and r.train_images_per_s > 0
     assert len(r.history) == 2 and isinstance(r.model, nn.Module) and r.params > 0
     assert run(digits).test_acc is None  # the test split is touched only with use_test
@@ -58,7 +58,7 @@ def test_optimizers(digits, optimizer):
     lr = 0.05 if optimizer == "sgd" else 0.003
     settings = {"optimizer": optimizer, "lr": lr, "label_smoothing": 0.1, "grad_clip": 1.0}
     r = run(digits, epochs=1, settings=settings)
-    assert r.status == "ok" and math.isfinite(r.val_loss)
+    assert r.ok and math.isfinite(r.val_loss)
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "onecycle", "step", "constant"])
@@ -110,6 +110,61 @@ def test_resume_equals_uninterrupted(digits, tmp_path):
         assert torch.equal(p, q)
 
 
+def _train_samples(digits, samples, report_at, seed=1, **kw):
+    torch.manual_seed(seed)
+    return train(
+        tiny(), digits, FAST, samples=samples, report_at=report_at, seed=seed, device="cpu", **kw
+    )
+
+
+def test_samples_fidelity_reports_inside_epochs(digits):
+    n = len(digits.train_x)
+    per_epoch = n // 64  # steps of 64 (the ragged last batch is dropped)
+    reported = []
+    r = _train_samples(
+        digits, 3 * n // 2, [300, n], on_epoch=lambda m, s: reported.append(m) and False
+    )
+    per_step = n / per_epoch  # an epoch counts all n samples
+    steps = [math.ceil(300 / per_step), per_epoch, math.ceil(3 * n // 2 / per_step)]
+    assert [m.samples for m in reported] == [round(k * per_step) for k in steps]
+    assert reported[1].samples == n and reported[1].epoch == 1
+    assert [m.epoch for m in reported] == [round(k / per_epoch, 3) for k in steps]
+    assert r.ok and r.samples >= 3 * n // 2
+
+
+def test_resume_inside_an_epoch_equals_uninterrupted(digits, tmp_path):
+    n = len(digits.train_x)
+    full = _train_samples(digits, 2 * n, [300])
+
+    def stop(metrics, state):
+        workers.save_checkpoint(tmp_path / "ckpt.pt", state)
+        return True
+
+    first = _train_samples(digits, 2 * n, [300], on_epoch=stop)
+    assert 300 <= first.samples < 300 + 64
+    state = workers.load_checkpoint(tmp_path / "ckpt.pt")
+    torch.manual_seed(7)
+    resumed = _train_samples(digits, 2 * n, [300], resume_state=state)
+    assert resumed.val_loss == full.val_loss and resumed.samples == full.samples
+    for p, q in zip(resumed.model.parameters(), full.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_every_prefix_of_an_epoch_is_stratified():
+    from workers.engine.loop import stratified_order
+
+    y = torch.tensor([0] * 900 + [1] * 90 + [2] * 10)
+    g = torch.Generator().manual_seed(0)
+    order = stratified_order(y, g)
+    assert sorted(order.tolist()) == list(range(1000))
+    for k in (50, 100, 300):
+        counts = torch.bincount(y[order[:k]], minlength=3).tolist()
+        for count, share in zip(counts, (0.9, 0.09, 0.01), strict=True):
+            assert abs(count - share * k) <= 1, (k, counts)
+    again = stratified_order(y, torch.Generator().manual_seed(0))
+    assert torch.equal(order, again)  # fixed per seed
+
+
 def test_divergence_is_a_status(digits):
     r = run(digits, settings={"lr": 1e6, "augment": 0.0})
     assert r.status == "diverged" and ("nan" in r.reason or "inf" in r.reason)
@@ -127,6 +182,10 @@ def test_invalid_model_is_a_status(digits):
 def test_bad_arguments_raise(digits):
     with pytest.raises(ValueError, match="epochs=0"):
         train(tiny(), digits, FAST, epochs=0)
+    with pytest.raises(ValueError, match="exactly one"):
+        train(tiny(), digits, FAST, epochs=1, samples=100)
+    with pytest.raises(ValueError, match="report_at"):
+        train(tiny(), digits, FAST, samples=100, report_at=[0])
     with pytest.raises(ValueError, match="train.optimizer='lbfgs'"):
         train(tiny(), digits, {"optimizer": "lbfgs"}, epochs=1)
 

@@ -192,7 +192,7 @@ def test_export_preprocesses_like_the_training_engine(tmp_path):
     trained = workers.train(
         spec, data, {"optimizer": "adam", "lr": 0.01, "batch_size": 128}, epochs=1, use_test=True
     )
-    assert trained.status == "ok"
+    assert trained.ok
     payload = {
         "format": "nas-checkpoint",
         "version": 1,

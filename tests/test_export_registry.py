@@ -8,7 +8,7 @@ from mlflow import MlflowClient
 from test_export_support import make_checkpoint
 
 from nas.cli import main
-from nas.registry import tracking_uri_for
+from nas.config import default_tracking_uri as tracking_uri_for
 
 
 def _retrain_run(client: MlflowClient, study: str, checkpoint, test_acc: float) -> str:

@@ -60,7 +60,7 @@ def make_checkpoint(
             m.running_var.uniform_(0.5, 2.0)
     channels = spec["input"]["channels"]
     payload = {
-        "format": "nas-checkpoint",
+        "kind": "retrain",
         "version": 1,
         "spec": spec,
         "num_classes": num_classes,

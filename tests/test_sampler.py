@@ -26,13 +26,7 @@ SMALL = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on shared cores: one thread is faster and steadier."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def downsamplings(spec: dict) -> int:
@@ -95,7 +89,8 @@ def test_conditional_choices_follow_the_block():
 
 
 def test_train_settings_validate_in_workers():
-    workers = pytest.importorskip("workers")
+    import workers
+
     for seed in range(10):
         _, train = sample(RandomTrial(seed), "timeseries_1d", dims=1, channels=1, size=150,
                           num_classes=3)  # fmt: skip

@@ -5,6 +5,7 @@ Small budgets (a few trials of two epochs on digits) keep these to a minute or s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -46,7 +47,7 @@ def _study(workdir: Path, name: str = "search", storage: str | None = None) -> o
 
 def assert_stores_agree(study: optuna.Study, runs: dict[int, object]) -> None:
     """Every Optuna trial has one MLflow run with the same status and value."""
-    trials = study.get_trials(deepcopy=False)
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state.name != "WAITING"]
     assert sorted(t.number for t in trials) == sorted(runs)
     for t in trials:
         run = runs[t.number]
@@ -65,7 +66,7 @@ def test_search_records_every_trial_in_both_stores(tmp_path, ray_session, capsys
     assert "Leaderboard" in out.out and "val_acc" in out.out
     study = _study(tmp_path)
     evaluated = [
-        t for t in study.trials if t.user_attrs.get("status") not in ("rejected", "duplicate")
+        t for t in study.trials if t.user_attrs.get("status") not in ("rejected", "reused")
     ]
     assert len(evaluated) == 4
     assert any(t.state.name == "COMPLETE" for t in study.trials)
@@ -181,9 +182,18 @@ def test_ctrl_c_leaves_stores_consistent_and_resume_continues(tmp_path):
     assert study.trials, "a trial was running when Ctrl-C came"
     assert_stores_agree(study, runs)
     assert all(r.info.status != "RUNNING" for r in runs.values())
-    interrupted = [n for n, r in runs.items() if r.data.tags.get("nas.status") == "interrupted"]
+    interrupted = [
+        n for n, r in runs.items() if r.data.tags.get("nas.reason", "").startswith("interrupted")
+    ]
     assert interrupted, "the running trial is recorded as interrupted"
+    assert all(runs[n].data.tags["nas.status"] == "stopped" for n in interrupted)
     before = {t.number for t in study.trials}
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    n = _train_size(tmp_path)  # MLflow steps count training samples: one epoch is n
+    last_before = {
+        number: max(_val_steps(client, runs[number]), default=0) for number in interrupted
+    }
+    assert max(last_before.values()) >= 2 * n, "a trial had two epochs as Ctrl-C came"
 
     done = subprocess.run([*base, "--resume"], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -191,18 +201,44 @@ def test_ctrl_c_leaves_stores_consistent_and_resume_continues(tmp_path):
     assert before <= {t.number for t in study.trials}, "no trial lost"
     runs = _mlflow_trials(tmp_path)
     assert_stores_agree(study, runs)
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     for number in interrupted:
         t = study.trials[number]
         assert t.state.name == "COMPLETE" and t.user_attrs["epochs"] == 15, "resumed to the end"
-        steps = [m.step for m in client.get_metric_history(runs[number].info.run_id, "val_acc")]
-        assert sorted(steps) == list(range(1, 16)), "resumed from its checkpoint, not restarted"
+        steps = _val_steps(client, runs[number])
+        assert sorted(set(steps)) == [k * n for k in range(1, 16)], "trained to the end"
+        # resumed from its checkpoint, not restarted: only the epoch reported as Ctrl-C came
+        # (its checkpoint not yet in Ray's saved state) may be trained and logged again
+        again = {s for s in steps if steps.count(s) > 1}
+        assert again <= {last_before[number]}, sorted(steps)
+
+
+def _val_steps(client: MlflowClient, run) -> list[int]:
+    return [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")]
+
+
+def _train_size(workdir: Path) -> int:
+    state = json.loads((workdir / "search" / "search.json").read_text())
+    return int(state["plan"]["train_size"])
 
 
 def _trial_has_epochs(workdir: Path, epochs: int) -> bool:
+    """True once a trial is running and every running trial that has reported has reported
+    ``epochs`` epochs (so each has a checkpoint to resume from, not only its first report).
+    Optuna's SQLite file is read read-only: opening it with Optuna while the search creates
+    it would race the search's own schema set-up."""
+    import sqlite3
+
+    query = (
+        "SELECT MAX(v.step) FROM trial_intermediate_values v JOIN trials t "
+        "ON v.trial_id = t.trial_id WHERE t.state = 'RUNNING' GROUP BY v.trial_id"
+    )
     try:
-        return any(max(t.intermediate_values, default=0) >= epochs for t in _study(workdir).trials)
-    except Exception:
+        samples = epochs * _train_size(workdir)
+        db = sqlite3.connect(f"file:{workdir / 'optuna.db'}?mode=ro", uri=True, timeout=1)
+        with contextlib.closing(db):
+            reached = [row[0] for row in db.execute(query).fetchall()]
+        return bool(reached) and min(reached) >= samples
+    except (OSError, KeyError, ValueError, sqlite3.Error):
         return False
 
 
@@ -211,3 +247,40 @@ def _has_running_trial(workdir: Path) -> bool:
         return any(t.state.name == "RUNNING" for t in _study(workdir).trials)
     except Exception:
         return False
+
+
+def test_planned_search_starts_from_the_warm_start_and_records_its_plan(tmp_path, ray_session):
+    code = main(["search", "--workdir", str(tmp_path), "--budget", "40s", "--seed", "3"])
+    assert code == 0
+    state = json.loads((tmp_path / "search" / "search.json").read_text())
+    plan = state["plan"]
+    assert plan["source"] == "planned" and plan["seconds_per_sample"] > 0
+    assert plan["rungs"][-1] == plan["max_samples"] and plan["report_at"][0] == plan["rungs"][0]
+    study = _study(tmp_path)
+    first = sorted(study.trials, key=lambda t: t.number)[:3]
+    assert [t.user_attrs.get("warm_start") for t in first] == [
+        "plain_cnn",
+        "resnet",
+        "mobilenet_v2",
+    ]
+    assert_stores_agree(study, _mlflow_trials(tmp_path))
+    runs = _mlflow_trials(tmp_path)
+    assert runs[0].data.tags["nas.warm_start"] == "plain_cnn"
+    parent = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(
+        runs[0].data.tags["mlflow.parentRunId"]
+    )
+    assert parent.data.params["plan.max_samples"] == str(plan["max_samples"])
+
+
+def test_small_data_trials_are_the_mean_of_folds(tmp_path, ray_session, shared_data, capsys):
+    gunpoint = str(shared_data / "ucr" / "GunPoint")
+    assert _search(tmp_path, "--dataset", gunpoint, "--budget", "2trials") == 0
+    state = json.loads((tmp_path / "search" / "search.json").read_text())
+    assert state["plan"]["folds"] == 5
+    capsys.readouterr()
+    assert main(["leaderboard", "--workdir", str(tmp_path), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    done = [r for r in rows if r["status"] == "completed"]
+    assert done and all(r["val_acc_std"] is not None for r in done)
+    run = _mlflow_trials(tmp_path)[done[0]["trial"]]
+    assert run.data.metrics["folds"] == 5 and "val_acc_std" in run.data.metrics

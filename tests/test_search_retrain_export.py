@@ -93,3 +93,18 @@ def test_search_retrain_export_predict(tmp_path, ray_session, capsys):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x07garbage" * 10)
     assert main(["predict", str(bad), str(tmp_path / "x.npy")]) == 2
+
+
+def test_quick_start_chain_hands_over_its_winner(tmp_path, ray_session, capsys):
+    """The README's chain as a new user runs it, seed 0: search 90 s, retrain the best, export
+    it to ONNX and TorchScript. Whatever the search picked must export and verify."""
+    work = str(tmp_path)
+    assert main(["search", "--workdir", work, "--budget", "90s", "--seed", "0"]) == 0
+    capsys.readouterr()
+    assert main(["retrain", "--workdir", work, "--best", "--json"]) == 0
+    capsys.readouterr()
+    code = main(["export", "--workdir", work, "--best", "--format", "onnx,torchscript", "--json"])
+    assert code == 0
+    exported = _json(capsys)
+    assert set(exported["files"]) == {"onnx", "torchscript"}
+    assert exported["registered"] is not None

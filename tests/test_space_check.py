@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 import search_spaces
 from nas.cli import main
@@ -14,12 +13,7 @@ from search_spaces.space import list_spaces
 SMALL = {1: ["--size", "32"], 2: ["--size", "8", "--channels", "1"], 3: ["--size", "8"]}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _check(capsys, *args):
@@ -35,6 +29,15 @@ def test_every_shipped_space_checks_ok(capsys, name):
     code, report = _check(capsys, name, "--samples", samples, *SMALL[space.dims[0]])
     assert code == 0, report["failures"]
     assert report["sampled"] == report["ok"] == int(samples) and report["failures"] == []
+
+
+@pytest.mark.parametrize("name", list_spaces())
+def test_every_shipped_space_exports_and_verifies(capsys, name):
+    """``--export``: each sample also goes to ONNX + TorchScript and matches PyTorch."""
+    space = search_spaces.load_space(name)
+    code, report = _check(capsys, name, "--samples", "10", "--export", *SMALL[space.dims[0]])
+    assert code == 0, report["failures"]
+    assert report["export"] is True and report["ok"] == 10
 
 
 def test_other_dims_of_a_multi_dims_space(capsys):

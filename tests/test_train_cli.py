@@ -46,7 +46,7 @@ def test_json_run(spec_file, capsys):
     )
     out, err = capsys.readouterr()
     report = json.loads(out)
-    assert code == 0 and report["status"] == "ok" and report["epochs"] == 1
+    assert code == 0 and report["status"] == "completed" and report["epochs"] == 1
     for key in ("val_acc", "test_acc", "train_images_per_s", "seconds"):
         assert isinstance(report[key], float)
     assert report["settings"]["lr"] == 0.05 and "epoch 1/1" in err

@@ -9,6 +9,7 @@ from workers.data import DataError, Dataset, get_dataset, list_datasets, load_da
 from workers.engine import EpochMetrics, TrainResult, train
 from workers.latency import measure_latency
 from workers.settings import TrainSettings
+from workers.status import TrialStatus
 
 __all__ = [
     "CheckpointError",
@@ -17,6 +18,7 @@ __all__ = [
     "EpochMetrics",
     "TrainResult",
     "TrainSettings",
+    "TrialStatus",
     "get_dataset",
     "list_datasets",
     "load_checkpoint",

@@ -19,15 +19,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from search_spaces.scaling import scaled_size
 from workers.data.base import Dataset
 
 PCA_SAMPLE = 10_000  # images used to estimate the RGB covariance
 _INTERP = {1: "linear", 2: "bilinear", 3: "trilinear"}
-
-
-def scaled_size(size: tuple[int, ...], resolution: float) -> tuple[int, ...]:
-    """Spatial size after resolution scaling (EfficientNet's r), at least 1 per axis."""
-    return tuple(max(1, int(round(s * resolution))) for s in size)
 
 
 def rgb_pca(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,7 +68,7 @@ class Augmenter:
             strength=float(strength),
             flip=flip,
             in_size=tuple(dataset.size),
-            out_size=scaled_size(tuple(dataset.size), resolution),
+            out_size=tuple(scaled_size(list(dataset.size), resolution)),
             pca_delta=pca,
         )
 

@@ -1,19 +1,24 @@
-"""Checkpoint files: written atomically (temporary file in the same folder, fsync, then
-``os.replace``) so a killed worker never leaves a half-written checkpoint, and read with
+"""Checkpoint files: written atomically (:func:`workers.files.atomic_write`) so a killed
+worker never leaves a half-written checkpoint, and read with
 ``torch.load(weights_only=True)`` so a file cannot run code. Payloads are wrapped with a
 format tag; a foreign or corrupted file is refused with :class:`CheckpointError`."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from workers.files import atomic_write
+
+#: The one checkpoint file format: ``{"format": CHECKPOINT_FORMAT, "payload": {...}}``.
 CHECKPOINT_FORMAT = "nas-checkpoint/1"
+#: ``payload["kind"]`` of a ``nas retrain`` checkpoint (a trial's checkpoint holds the
+#: engine's resume state instead, ``workers.engine.loop.STATE_FORMAT``), and its version.
+RETRAIN_KIND = "retrain"
+RETRAIN_VERSION = 1
 
 
 class CheckpointError(ValueError):
@@ -24,20 +29,8 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Write ``payload`` (tensors, numbers, strings, lists, dicts) atomically to ``path``."""
     if not isinstance(payload, dict):
         raise TypeError(f"checkpoint payload: {type(payload).__name__}, expected a dict")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save({"format": CHECKPOINT_FORMAT, "payload": payload}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    wrapped = {"format": CHECKPOINT_FORMAT, "payload": payload}
+    return atomic_write(path, lambda tmp: torch.save(wrapped, tmp))
 
 
 def load_checkpoint(

@@ -8,8 +8,9 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
-SCHEDULES = ("cosine", "onecycle", "step", "constant")
+from search_spaces.space import OPTIMIZERS, SCHEDULES, TRAIN_DEFAULTS
+
+D = TRAIN_DEFAULTS
 # (field, check, what is accepted) for the numeric fields
 _NUMBER_RULES = (
     ("lr", lambda v: v > 0, "a number > 0"),
@@ -24,19 +25,20 @@ _NUMBER_RULES = (
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """How one architecture is trained. Every field has a default that trains a small CNN well."""
+    """How one architecture is trained. The defaults are ``search_spaces.space.TRAIN_DEFAULTS``
+    (stated once, with their reasons, for the spaces and the engine alike)."""
 
-    optimizer: str = "sgd"  # sgd | adam | adamw | rmsprop
-    lr: float = 0.05  # peak learning rate (after warmup)
-    momentum: float = 0.9  # sgd / rmsprop
-    nesterov: bool = True  # sgd only (ignored when momentum is 0)
-    weight_decay: float = 5e-4  # decoupled for adamw, L2 otherwise
-    batch_size: int = 128
-    schedule: str = "onecycle"  # cosine | onecycle | step | constant
-    warmup_epochs: float = 0.0  # linear warmup; onecycle warms up for >= 25% of the run anyway
-    label_smoothing: float = 0.0  # Szegedy et al. 2016 (Inception v3)
-    augment: float = 0.5  # strength in [0, 1]; 0 = none; the data's modality decides the ops
-    grad_clip: float = 0.0  # max global grad norm; 0 = off
+    optimizer: str = D["optimizer"]  # sgd | adam | adamw | rmsprop
+    lr: float = D["lr"]
+    momentum: float = D["momentum"]
+    nesterov: bool = D["nesterov"]
+    weight_decay: float = D["weight_decay"]
+    batch_size: int = D["batch_size"]
+    schedule: str = D["schedule"]  # cosine | onecycle | step | constant
+    warmup_epochs: float = D["warmup_epochs"]
+    label_smoothing: float = D["label_smoothing"]
+    augment: float = D["augment"]
+    grad_clip: float = D["grad_clip"]
     flip: bool = True  # horizontal flip for images (turn off for digits / text-like data)
 
     def __post_init__(self) -> None:

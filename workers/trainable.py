@@ -1,7 +1,9 @@
 """The Ray Tune function trainable: one trial = one architecture trained and reported per epoch.
 
 It reads only its ``config`` (see docs/INTERFACES.md): the spec, the training settings, a
-reference to the dataset and the fidelity (``max_epochs``). The dataset is loaded once per
+reference to the dataset and the fidelity: ``max_samples`` training samples, with a report
+after each of ``report_at``, and ``folds`` (k-fold evaluation on small data) -- the
+search's plan, :mod:`nas.plan`. The dataset is loaded once per
 worker process (Ray reuses the actor across trials) and kept on the device. A checkpoint
 goes with every epoch's report, so a trial that Ray retries after a worker failure resumes
 at its last epoch instead of starting again.
@@ -15,12 +17,13 @@ from typing import Any
 
 import torch
 
-from workers.augment import scaled_size
+from search_spaces.scaling import scaled_size
 from workers.checkpoint import load_checkpoint, save_checkpoint
 from workers.data import get_dataset
-from workers.engine import train
+from workers.engine import train, train_folds
 from workers.latency import measure_latency
 from workers.settings import TrainSettings
+from workers.status import TrialStatus
 
 _STATE_FILE = "trial_state.pt"
 
@@ -29,33 +32,58 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() and torch.cuda.device_count() > 0 else "cpu"
 
 
-def train_trial(config: dict[str, Any]) -> None:
-    """Train ``config["spec"]`` and report every epoch to Ray Tune (with a checkpoint)."""
-    from ray import tune  # imported here so the engine stays importable without Ray
-
+def _load(config: dict[str, Any], device: str) -> Any:
+    """The trial's data set (cached per worker process), with the trial's thread count."""
     threads = int(config.get("threads") or 0)
     if threads > 0:
         torch.set_num_threads(threads)
-    device = _device()
     ds_ref = config["dataset"]
-    data = get_dataset(
+    return get_dataset(
         ds_ref["name"],
         ds_ref.get("data_dir"),
         val_fraction=ds_ref.get("val_fraction", 0.1),
         seed=ds_ref.get("seed", 0),
         device=device,
     )
+
+
+def _resume_state(tune: Any) -> dict[str, Any] | None:
+    """The training state of the checkpoint Ray restored the trial from, if any."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as ckpt_dir:
+        return load_checkpoint(os.path.join(ckpt_dir, _STATE_FILE))
+
+
+def _row(metrics: Any, static: dict[str, int]) -> dict[str, Any]:
+    """What one report tells Ray (and through it Optuna and MLflow)."""
+    row = {
+        "samples": metrics.samples,
+        "epoch": metrics.epoch,
+        "train_loss": metrics.train_loss,
+        "val_loss": metrics.val_loss,
+        "val_acc": metrics.val_acc,
+        "images_per_s": metrics.images_per_s,
+        "status": TrialStatus.RUNNING.value,
+        **static,
+    }
+    if metrics.folds > 1:
+        row.update(val_acc_std=metrics.val_acc_std, folds=metrics.folds)
+    return row
+
+
+def train_trial(config: dict[str, Any]) -> None:
+    """Train ``config["spec"]`` and report at every point of the plan to Ray Tune (with a
+    checkpoint); the last report carries the status and the measured latency."""
+    from ray import tune  # imported here so the engine stays importable without Ray
+
+    device = _device()
+    data = _load(config, device)
     spec = config["spec"]
     cost = config.get("cost") or {}
     static = {"params": int(cost.get("params", 0)), "macs": int(cost.get("macs", 0))}
-    max_epochs = int(config["max_epochs"])
-
-    resume_state = None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as ckpt_dir:
-            resume_state = load_checkpoint(os.path.join(ckpt_dir, _STATE_FILE))
-
+    max_samples = int(config["max_samples"])
     final: dict[str, Any] = {}
 
     def report(metrics: dict[str, Any], state: dict[str, Any]) -> None:
@@ -64,46 +92,44 @@ def train_trial(config: dict[str, Any]) -> None:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
     def on_epoch(metrics: Any, state: dict[str, Any]) -> bool:
-        row = {
-            "epoch": metrics.epoch,
-            "train_loss": metrics.train_loss,
-            "val_loss": metrics.val_loss,
-            "val_acc": metrics.val_acc,
-            "images_per_s": metrics.images_per_s,
-            "status": "running",
-            **static,
-        }
-        if metrics.epoch >= max_epochs:
-            # The last epoch is reported after training, with the measured latency.
-            final.update(row=row, state=state)
+        if metrics.samples >= max_samples:
+            # The last report goes after training, with the measured latency.
+            final.update(row=_row(metrics, static), state=state)
         else:
-            report(row, state)
+            report(_row(metrics, static), state)
         return False
 
-    result = train(
+    folds = int(config.get("folds") or 1)
+    fidelity: dict[str, Any] = {"samples": max_samples, "report_at": config.get("report_at")}
+    if folds > 1:  # small data: the mean over k folds of training + validation
+        run, fidelity["folds"] = train_folds, folds
+    else:
+        run = train
+    result = run(
         spec,
         data,
         TrainSettings.from_dict(config["train"]),
-        epochs=max_epochs,
+        **fidelity,
         device=device,
         seed=int(config.get("seed", 0)),
         on_epoch=on_epoch,
-        resume_state=resume_state,
+        resume_state=_resume_state(tune),
     )
-    if result.status == "ok" and final:
-        row = {**final["row"], "status": "completed"}
+    if result.ok and final:
+        row = {**final["row"], "status": TrialStatus.COMPLETED.value}
         resolution = float((spec.get("scaling") or {}).get("resolution", 1.0))
         shape = (data.channels, *scaled_size(tuple(data.size), resolution))
         row.update(measure_latency(result.model, shape, device, batch_sizes=(1, 64)))
         report(row, final["state"])
-    elif result.status != "ok":
+    elif not result.ok:
         # One final report carries the failure; the trial ends, the search goes on.
         tune.report(
             {
+                "samples": result.samples,
                 "epoch": result.epochs,
                 "val_acc": 0.0 if result.val_acc != result.val_acc else float(result.val_acc),
-                "status": result.status,
-                "reason": result.reason or result.status,
+                "status": result.status.value,
+                "reason": result.reason or result.status.value,
                 **static,
             }
         )

@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from nas.config import default_tracking_uri
 from nas.errors import UsageError
 
 EXIT_VERIFY = 1
@@ -77,12 +78,11 @@ def _export_id(checkpoint: Path, run_id: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas import registry
     from nas.export import ExportError, export_checkpoint, parse_formats
 
     formats = parse_formats(args.format)  # bad --format fails before anything is loaded
     workdir = Path(args.workdir)
-    tracking_uri = args.tracking_uri or registry.tracking_uri_for(workdir)
+    tracking_uri = args.tracking_uri or default_tracking_uri(workdir)
     if not args.checkpoint and not args.tracking_uri and not (workdir / "mlflow.db").is_file():
         raise UsageError(
             f"--workdir {str(workdir)!r}: no mlflow.db there; pass --checkpoint PATH or --tracking-uri"

@@ -25,7 +25,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     which.add_argument(
         "--best", action="store_true", help="the accuracy-best completed trial (default)"
     )
-    p.add_argument("--epochs", type=int, help="epochs (default: twice the search's, at least 20)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        help="epochs (default: twice the search's full fidelity, at least 20 and 500 steps)",
+    )
     p.add_argument("--seed", type=int)
     p.add_argument("--storage", help="Optuna storage URL, if the search used --storage")
     p.add_argument("--tracking-uri", help="MLflow tracking URI, if the search used --tracking-uri")

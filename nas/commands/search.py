@@ -63,12 +63,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--scheduler", choices=SCHEDULERS, default="asha", help="early stopping (default: asha)"
     )
     p.add_argument(
-        "--epochs", type=int, default=12, help="most epochs a trial trains (default: 12)"
+        "--epochs",
+        type=int,
+        help="most epochs a trial trains, one report per epoch (default: planned from the "
+        "budget, the data size and a timed training step; 12 for a trial budget)",
     )
     p.add_argument(
         "--grace-epochs",
         type=int,
-        help="fewest epochs before a trial can be stopped (default: 2, at most --epochs)",
+        help="fewest epochs before a trial can be stopped (default: planned; with --epochs, "
+        "2 or --epochs if smaller)",
+    )
+    p.add_argument(
+        "--warm-start",
+        default="zoo",
+        metavar="none|zoo|STUDY",
+        help="what a new search evaluates first: zoo (known-good networks for the data's "
+        "shape, the default), none, or the best trials of another search in the same storage",
     )
     p.add_argument(
         "--val-fraction",

@@ -4,10 +4,11 @@ Every sample is drawn with a seeded random trial (no Optuna study), built with
 :func:`search_spaces.build` and run forward and backward on a small input of the space's
 dimensionality, so a space file that can produce a broken network is caught before a search
 spends a worker on it. ``--json`` prints ``{"space", "input", "sampled", "ok", "failures",
-"rejected", "seconds"}`` where each failure is ``{"index", "spec_id", "reason"}``; ``rejected``
+"rejected", "export", "seconds"}`` where each failure is ``{"index", "spec_id", "reason"}``; ``rejected``
 lists samples over the space's ``limits`` (the sampler refuses them before training; their
 smallest version is still built and run). Exit 0 when every sample ran, 1 otherwise, 2 for
-bad input.
+bad input. ``--export`` also exports every sample to ONNX and TorchScript and verifies the
+files against PyTorch, as ``nas export`` does.
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--size", default=None, help="input size: 32, 32x32 or 8x8x8 (default: small per dims)"
     )
     check.add_argument("--classes", default="10", help="number of classes (default 10)")
+    check.add_argument(
+        "--export",
+        action="store_true",
+        help="also export each sample to ONNX and TorchScript (dynamic batch) and verify the "
+        "files against PyTorch, as `nas export` does (default: off)",
+    )
     check.add_argument("--json", action="store_true", help="print a JSON report on stdout")
     check.set_defaults(func=run)
     parser.set_defaults(func=run)
@@ -91,13 +98,15 @@ def check_space(
     channels: int,
     size: tuple[int, ...],
     num_classes: int = 10,
+    export: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Sample ``samples`` specs from ``space``, build and run each; the report as a dict.
 
     A failure is anything that stops a spec from sampling, building, or running forward and
-    backward to finite gradients; its reason is the exception's message. ``progress(done,
-    total)`` is called after each sample.
+    backward to finite gradients (and, with ``export``, from exporting to ONNX and
+    TorchScript and verifying the files against PyTorch); its reason is the exception's
+    message. ``progress(done, total)`` is called after each sample.
     """
     import torch
 
@@ -121,9 +130,12 @@ def check_space(
                 rejected.append({"index": index, "spec_id": search_spaces.spec_id(spec),
                                  "reason": exc.reason})  # fmt: skip
             sid = search_spaces.spec_id(spec)
-            _run_once(search_spaces.build(spec, num_classes), spec, num_classes, torch)
+            network = search_spaces.build(spec, num_classes)
+            _run_once(network, spec, num_classes, torch)
+            if export:
+                _export_once(network, spec, num_classes)
             ok += 1
-        except Exception as exc:  # every failure is reported, none stops the check
+        except Exception as exc:  # noqa: BLE001 -- a checker reports every failure, whatever it is
             failures.append(
                 {"index": index, "spec_id": sid, "reason": f"{type(exc).__name__}: {exc}"}
             )
@@ -136,6 +148,7 @@ def check_space(
         "ok": ok,
         "failures": failures,
         "rejected": rejected,
+        "export": export,
     }
 
 
@@ -151,6 +164,29 @@ def _run_once(model: Any, spec: dict, num_classes: int, torch: Any) -> None:
     for name, p in model.named_parameters():
         if p.grad is not None and not torch.isfinite(p.grad).all():
             raise ValueError(f"non-finite gradient in {name}")
+
+
+def _export_once(network: Any, spec: dict, num_classes: int) -> None:
+    """Export the network (eval mode, unit normalisation) to ONNX and TorchScript with a
+    dynamic batch axis in a temporary folder and verify both against PyTorch."""
+    import tempfile
+    from pathlib import Path
+
+    from nas.export import DeployableModel
+    from nas.export.api import write_verified
+    from nas.export.meta import export_metadata
+
+    channels = spec["input"]["channels"]
+    model = DeployableModel(
+        network,
+        [0.0] * channels,
+        [1.0] * channels,
+        input_size=spec["input"]["size"],
+        resolution=float(spec["scaling"]["resolution"]),
+    ).eval()
+    metadata = export_metadata({"spec": spec, "num_classes": num_classes}, None)
+    with tempfile.TemporaryDirectory(prefix="nas-space-export-") as tmp:
+        write_verified(model, metadata, ["onnx", "torchscript"], Path(tmp), dynamic_batch=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -196,6 +232,7 @@ def run(args: argparse.Namespace) -> int:
         channels=channels,
         size=size,
         num_classes=classes,
+        export=args.export,
         progress=progress,
     )
     report["seconds"] = round(time.monotonic() - start, 2)
@@ -204,7 +241,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(
             f"space {space.name} (input {dims}D, {channels} ch, {'x'.join(map(str, size))}): "
-            f"{report['ok']}/{report['sampled']} ok in {report['seconds']} s"
+            f"{report['ok']}/{report['sampled']} ok"
+            + (" (exported and verified)" if args.export else "")
+            + f" in {report['seconds']} s"
             + (f", {len(report['rejected'])} over the space's limits" if report["rejected"] else "")
         )
         for f in report["failures"][:20]:

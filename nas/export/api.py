@@ -14,12 +14,18 @@ from nas.errors import UsageError
 from nas.export import meta as _meta
 from nas.export import writers
 from nas.export.card import render_model_card
-from nas.export.model import load_model_from_checkpoint
-from nas.export.verify import ExportError, sample_inputs, verify_export
+from nas.export.model import DeployableModel, load_model_from_checkpoint
+from nas.export.verify import ExportError, reference_outputs, sample_inputs, verify_export
+from workers.files import atomic_write
 
 FORMATS = tuple(writers.FILE_NAMES)  # onnx, torchscript, state_dict
 DYNAMIC_BATCH_SIZES = [1, 2, 7]
 FIXED_BATCH = 1
+#: ONNX opset 17 by default: the TorchScript-based exporter writes it (the dynamo exporter
+#: starts at 18), onnxruntime >= 1.13 and the common inference engines run it, and it is the
+#: first opset with LayerNormalization. Every block the catalog builds exports at 17 (the
+#: export-matrix test); --opset 18+ tries the dynamo exporter first.
+DEFAULT_OPSET = 17
 MODEL_CARD = "MODEL_CARD.md"
 
 
@@ -73,7 +79,7 @@ def export_checkpoint(
     formats: str | Iterable[str],
     out_dir: str | Path,
     *,
-    opset: int = 17,
+    opset: int = DEFAULT_OPSET,
     dynamic_batch: bool = False,
     register_name: str | None = None,
     tracking_uri: str | None = None,
@@ -93,40 +99,11 @@ def export_checkpoint(
         raise UsageError(f"--opset {opset}: expected an ONNX opset between 7 and 23")
     model, ckpt = load_model_from_checkpoint(checkpoint_path)
     out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-
     batch = None if dynamic_batch else FIXED_BATCH
-    batch_sizes = list(DYNAMIC_BATCH_SIZES) if dynamic_batch else [FIXED_BATCH]
     metadata = _meta.export_metadata(ckpt, batch)
-    # trace at batch 2 for a dynamic axis: a size-1 dim would be specialised as a constant
-    example = torch.from_numpy(sample_inputs(model, 2 if batch is None else batch, seed=1234))
-
-    files: dict[str, Path] = {}
-    exporter = None
-    for fmt in fmts:
-        path = out / writers.FILE_NAMES[fmt]
-        try:
-            if fmt == "onnx":
-                exporter = writers.write_onnx(
-                    model,
-                    example,
-                    path,
-                    metadata=metadata,
-                    opset=int(opset),
-                    dynamic_batch=dynamic_batch,
-                )
-            elif fmt == "torchscript":
-                writers.write_torchscript(model, example, path, metadata=metadata)
-            else:
-                writers.write_state_dict(model, path, metadata=metadata)
-        except Exception as exc:  # an op the exporter cannot translate, a full disk...
-            first = (str(exc).strip().splitlines() or [""])[0][:300]
-            raise ExportError(
-                f"{fmt} export to {path} failed: {type(exc).__name__}: {first}"
-            ) from exc
-        files[fmt] = path
-
-    diffs = {fmt: verify_export(path, fmt, model, batch_sizes) for fmt, path in files.items()}
+    files, diffs, exporter, batch_sizes = write_verified(
+        model, metadata, fmts, out, opset=int(opset), dynamic_batch=dynamic_batch
+    )
 
     card_text = render_model_card(
         ckpt,
@@ -136,9 +113,7 @@ def export_checkpoint(
         onnx_exporter=exporter,
         batch_sizes=batch_sizes,
     )
-    card = writers.atomic_write(
-        out / MODEL_CARD, lambda tmp: tmp.write_text(card_text, encoding="utf-8")
-    )
+    card = atomic_write(out / MODEL_CARD, lambda tmp: tmp.write_text(card_text, encoding="utf-8"))
 
     result = ExportResult(
         files=files,
@@ -153,6 +128,57 @@ def export_checkpoint(
         result.registered = _register(result, ckpt, register_name, tracking_uri, run_id)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def write_verified(
+    model: DeployableModel,
+    metadata: dict[str, Any],
+    formats: list[str],
+    out: Path,
+    *,
+    opset: int = DEFAULT_OPSET,
+    dynamic_batch: bool = False,
+) -> tuple[dict[str, Path], dict[str, float], str | None, list[int]]:
+    """Write ``model`` (eval mode) in each of ``formats`` under ``out`` and verify every file
+    against it; returns (files, max abs diff per format, ONNX exporter used, batch sizes).
+
+    Raises :class:`ExportError` when a writer fails, :class:`VerificationError` when a file
+    disagrees with PyTorch.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    batch_sizes = list(DYNAMIC_BATCH_SIZES) if dynamic_batch else [FIXED_BATCH]
+    # trace at batch 2 for a dynamic axis: a size-1 dim would be specialised as a constant
+    example = torch.from_numpy(sample_inputs(model, 2 if dynamic_batch else FIXED_BATCH, 1234))
+    files: dict[str, Path] = {}
+    exporter = None
+    for fmt in formats:
+        path = out / writers.FILE_NAMES[fmt]
+        try:
+            if fmt == "onnx":
+                exporter = writers.write_onnx(
+                    model,
+                    example,
+                    path,
+                    metadata=metadata,
+                    opset=opset,
+                    dynamic_batch=dynamic_batch,
+                )
+            elif fmt == "torchscript":
+                writers.write_torchscript(model, example, path, metadata=metadata)
+            else:
+                writers.write_state_dict(model, path, metadata=metadata)
+        except Exception as exc:  # an op the exporter cannot translate, a full disk...
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            raise ExportError(
+                f"{fmt} export to {path} failed: {type(exc).__name__}: {first}"
+            ) from exc
+        files[fmt] = path
+    expected = reference_outputs(model, batch_sizes)
+    diffs = {
+        fmt: verify_export(path, fmt, model, batch_sizes, expected=expected)
+        for fmt, path in files.items()
+    }
+    return files, diffs, exporter, batch_sizes
 
 
 def _register(

@@ -16,6 +16,7 @@ import torch
 
 from nas.errors import UsageError
 from nas.export import meta as _meta
+from workers.checkpoint import CHECKPOINT_FORMAT
 
 CHUNK = 256  # samples per run of a dynamic-batch model
 
@@ -146,9 +147,7 @@ class _StateDict(ExportedModel):
             ) from exc
         if not isinstance(payload, dict) or payload.get("kind") != "state_dict":
             hint = ""
-            if isinstance(payload, dict) and str(payload.get("format", "")).startswith(
-                "nas-checkpoint"
-            ):
+            if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT:
                 hint = (
                     " (a retrain checkpoint: make an export of it with `nas export --checkpoint`)"
                 )

@@ -16,9 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.errors import UsageError
-from workers.augment import scaled_size
+from search_spaces.scaling import scaled_size
 
-CHECKPOINT_FORMAT = "nas-checkpoint"
+#: What retrain checkpoints before RETRAIN_KIND carried in their payload (still read).
+LEGACY_FORMAT = "nas-checkpoint"
 _INTERP_MODE = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
 
@@ -50,7 +51,7 @@ class DeployableModel(nn.Module):
         self.register_buffer("mean", torch.tensor([float(m) for m in mean]).view(view))
         self.register_buffer("std", torch.tensor([float(s) for s in std]).view(view))
         self.input_size = tuple(int(s) for s in input_size)
-        target = scaled_size(self.input_size, float(resolution))
+        target = tuple(scaled_size(list(self.input_size), float(resolution)))
         # the same rule as training (workers.augment.Augmenter.resize)
         self.target_size: tuple[int, ...] | None = None if target == self.input_size else target
         self.mode = _INTERP_MODE[dims]
@@ -93,6 +94,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load through ``workers.load_checkpoint`` (weights_only) and check it is a nas-checkpoint;
     :class:`~nas.errors.UsageError` naming the file otherwise."""
     from workers import load_checkpoint
+    from workers.checkpoint import RETRAIN_KIND
 
     path = Path(path)
     if not path.is_file():
@@ -101,10 +103,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         ckpt = load_checkpoint(path)
     except Exception as exc:  # corrupt / foreign file: one line, never a traceback
         raise UsageError(f"checkpoint {str(path)!r}: cannot be read ({_first_line(exc)})") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise UsageError(
-            f"checkpoint {str(path)!r}: not a nas checkpoint (format != {CHECKPOINT_FORMAT!r})"
-        )
+    if not isinstance(ckpt, dict) or not (
+        ckpt.get("kind") == RETRAIN_KIND or ckpt.get("format") == LEGACY_FORMAT
+    ):
+        raise UsageError(f"checkpoint {str(path)!r}: not a nas retrain checkpoint")
     missing = [k for k in ("spec", "num_classes", "state_dict", "normalize") if k not in ckpt]
     if missing:
         raise UsageError(f"checkpoint {str(path)!r}: missing {', '.join(missing)}")

@@ -1,7 +1,7 @@
 """Writers for the export formats: ONNX, TorchScript, state_dict (.pt with its spec).
 
-Every file is written atomically: to a temporary name in the same folder, then
-``os.replace``, so a crash never leaves a half-written export under the final name.
+Every file is written atomically (:func:`workers.files.atomic_write`), so a crash never
+leaves a half-written export under the final name.
 """
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from nas.export import meta as _meta
+from workers.files import atomic_write
 
 FILE_NAMES = {
     "onnx": "model.onnx",
@@ -26,20 +26,6 @@ FILE_NAMES = {
     "state_dict": "model.state_dict.pt",
 }
 DYNAMO_MIN_OPSET = 18  # torch's dynamo exporter has no translations below 18 (it upgrades silently)
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` then move ``tmp`` onto ``path``; remove ``tmp`` on failure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    return path
 
 
 @contextlib.contextmanager
@@ -82,7 +68,7 @@ def write_onnx(
                 try:
                     _onnx_dynamo(model, example, raw, opset, dynamic_batch)
                     exporter = "dynamo"
-                except Exception:  # unsupported op / tracing failure: the legacy exporter
+                except Exception:  # noqa: BLE001 -- any dynamo failure falls back to the legacy exporter
                     _onnx_legacy(model, example, raw, opset, dynamic_batch)
             else:
                 _onnx_legacy(model, example, raw, opset, dynamic_batch)

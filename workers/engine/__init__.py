@@ -1,6 +1,16 @@
 """The training engine: :func:`train` one architecture on an in-memory :class:`Dataset`."""
 
+from workers.engine.folds import fold_datasets, stratified_folds, train_folds
 from workers.engine.loop import STATE_FORMAT, evaluate, train
 from workers.engine.results import EpochMetrics, TrainResult
 
-__all__ = ["STATE_FORMAT", "EpochMetrics", "TrainResult", "evaluate", "train"]
+__all__ = [
+    "STATE_FORMAT",
+    "EpochMetrics",
+    "TrainResult",
+    "evaluate",
+    "fold_datasets",
+    "stratified_folds",
+    "train",
+    "train_folds",
+]

@@ -14,7 +14,7 @@ import copy
 import gc
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -26,8 +26,10 @@ from workers.data.base import Dataset
 from workers.engine.optim import Schedule, make_optimizer
 from workers.engine.results import EpochMetrics, TrainResult
 from workers.settings import TrainSettings
+from workers.status import TrialStatus
 
-STATE_FORMAT = "nas-train-state/1"
+STATE_FORMAT = "nas-train-state/2"
+READS_FORMATS = ("nas-train-state/1", STATE_FORMAT)
 EVAL_BATCH = 1024
 DIVERGENCE_CHECK_EVERY = 16  # steps between NaN checks (each one syncs a GPU)
 
@@ -124,12 +126,32 @@ def _snapshot(obj: Any) -> Any:
     return copy.deepcopy(obj)
 
 
-class _Run:
-    """One training run's moving parts (kept together so the loop reads top to bottom)."""
+def stratified_order(y: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """A random permutation of ``range(len(y))`` whose every prefix holds the classes in
+    about their proportions: the first ``k`` samples of an epoch are a stratified subset, so
+    a trial stopped after part of an epoch trained on a fair sample of every class."""
+    n = len(y)
+    perm = torch.randperm(n, generator=g, device=y.device)
+    ys = y[perm]
+    counts = torch.bincount(ys)
+    order = torch.argsort(ys, stable=True)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty(n, dtype=torch.float64, device=y.device)
+    rank[order] = (torch.arange(n, device=y.device) - starts[ys[order]]).double()
+    jitter = torch.rand(n, generator=g, device=y.device, dtype=torch.float64)
+    return perm[torch.argsort((rank + jitter) / counts[ys].double())]
 
-    def __init__(self, model, dataset, settings, epochs, device, seed, resolution):
+
+class _Run:
+    """One training run's moving parts (kept together so the loop reads top to bottom).
+
+    Training is counted in optimizer steps; ``report_steps`` are the steps after which the
+    model is evaluated and ``on_epoch`` called (every epoch end, or the fidelity points of a
+    search's plan, which may fall inside an epoch)."""
+
+    def __init__(self, model, dataset, settings, fidelity, device, seed, resolution):
         self.model, self.data, self.s = model, dataset, settings
-        self.epochs, self.device, self.seed = epochs, device, seed
+        self.device, self.seed = device, seed
         self.aug = Augmenter.for_dataset(
             dataset,
             settings.augment,
@@ -138,18 +160,37 @@ class _Run:
         )
         n = len(dataset.train_x)
         self.batch = min(settings.batch_size, n)
-        self.steps = max(1, n // self.batch)  # drop the ragged last batch (BatchNorm needs > 1)
+        self.steps_per_epoch = max(1, n // self.batch)  # drop the ragged last batch (BatchNorm)
+        # an epoch counts as all n samples (the ragged batch it drops included), so that a
+        # fidelity of k * n samples is exactly k epochs
+        self.samples_per_step = n / self.steps_per_epoch
+        epochs, samples, report_at = fidelity
+        if samples is None:
+            self.total_steps = epochs * self.steps_per_epoch
+            points = [e * self.steps_per_epoch for e in range(1, epochs + 1)]
+        else:
+            self.total_steps = self._steps(samples)
+            points = [self._steps(s) for s in report_at or ()]
+        self.report_steps = sorted({min(p, self.total_steps) for p in points} | {self.total_steps})
         self.opt = make_optimizer(model, settings)
-        self.sched = Schedule(self.opt, settings, self.steps, epochs)
+        self.sched = Schedule(
+            self.opt, settings, self.steps_per_epoch, self.total_steps / self.steps_per_epoch
+        )
         self.history: list[EpochMetrics] = []
-        self.start_epoch = 0
+        self.step = 0
+        self.generator_state: torch.Tensor | None = None  # set when resuming inside an epoch
         self.train_images = 0
         self.train_seconds = 0.0
 
-    def state(self, epoch: int) -> dict:
+    def _steps(self, samples: int) -> int:
+        """Optimizer steps that see at least ``samples`` samples (at least one)."""
+        return max(1, math.ceil(samples / self.samples_per_step - 1e-9))
+
+    def state(self, g: torch.Generator) -> dict:
         return {
             "format": STATE_FORMAT,
-            "epoch": epoch,
+            "step": self.step,
+            "epoch": self.step / self.steps_per_epoch,
             "seed": self.seed,
             "settings": self.s.to_dict(),
             "model": _snapshot(self.model.state_dict()),
@@ -158,6 +199,7 @@ class _Run:
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+                "epoch": g.get_state().cpu(),
             },
             "history": [m.to_dict() for m in self.history],
             "train_images": self.train_images,
@@ -165,7 +207,7 @@ class _Run:
         }
 
     def restore(self, state: dict) -> None:
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        if not isinstance(state, dict) or state.get("format") not in READS_FORMATS:
             raise ValueError(
                 f"resume_state: not a training state, expected format {STATE_FORMAT!r}"
             )
@@ -176,63 +218,97 @@ class _Run:
         if self.device.type == "cuda" and state["rng"]["cuda"]:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         self.history = [EpochMetrics(**m) for m in state["history"]]
-        self.start_epoch = int(state["epoch"])
+        # format 1 stopped only at epoch ends and counted epochs
+        self.step = int(state.get("step", int(state["epoch"]) * self.steps_per_epoch))
+        if self.step % self.steps_per_epoch and state["rng"].get("epoch") is not None:
+            self.generator_state = state["rng"]["epoch"]
         self.train_images = int(state.get("train_images", 0))
         self.train_seconds = float(state.get("train_seconds", 0.0))
 
-    def train_epoch(self, epoch: int) -> float:
-        """One pass over the training split; mean training loss. Raises _Diverged on NaN/Inf."""
-        model, opt, sched, aug, s = self.model, self.opt, self.sched, self.aug, self.s
-        x_all, y_all = self.data.train_x, self.data.train_y
+    def _epoch_order(self, epoch: int) -> tuple[torch.Tensor, torch.Generator]:
+        """The epoch's sample order and the generator its augmentation draws from; inside an
+        epoch after a resume, the generator continues where the saved run left it."""
         g = _epoch_generator(self.seed, epoch, self.device)
-        perm = torch.randperm(len(x_all), generator=g, device=self.device)
-        loss_sum = torch.zeros((), device=self.device)
-        model.train()
-        for i in range(self.steps):
-            idx = perm[i * self.batch : (i + 1) * self.batch]
-            xb = _layout(aug.train(x_all[idx], g))
-            with _autocast(self.device):
-                out = model(xb)
-            loss = F.cross_entropy(out.float(), y_all[idx], label_smoothing=s.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if s.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
-            opt.step()
-            sched.step()
-            loss_sum += loss.detach()
-            if (i + 1) % DIVERGENCE_CHECK_EVERY == 0 and not math.isfinite(loss_sum.item()):
-                raise _Diverged(f"loss became {loss_sum.item()} at epoch {epoch + 1}, step {i + 1}")
-        mean = loss_sum.item() / self.steps
-        if not math.isfinite(mean):
-            raise _Diverged(f"training loss {mean} at epoch {epoch + 1}")
-        return mean
+        perm = stratified_order(self.data.train_y, g)
+        if self.generator_state is not None:
+            g.set_state(self.generator_state.to(g.get_state().device))
+            self.generator_state = None
+        return perm, g
+
+    def _train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        model, opt, s = self.model, self.opt, self.s
+        with _autocast(self.device):
+            out = model(xb)
+        loss = F.cross_entropy(out.float(), yb, label_smoothing=s.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if s.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
+        opt.step()
+        self.sched.step()
+        return loss.detach()
 
     def loop(self, on_epoch: OnEpoch | None) -> None:
-        for epoch in range(self.start_epoch, self.epochs):
-            t0 = time.perf_counter()
-            train_loss = self.train_epoch(epoch)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-            t_train = time.perf_counter() - t0
-            val_loss, val_acc = evaluate(self.model, self.data.val_x, self.data.val_y, self.aug)
-            if len(self.data.val_x) and not math.isfinite(val_loss):
-                raise _Diverged(f"validation loss {val_loss} at epoch {epoch + 1}")
-            images = self.steps * self.batch
-            self.train_images += images
-            self.train_seconds += t_train
-            metrics = EpochMetrics(
-                epoch=epoch + 1,
-                train_loss=train_loss,
-                val_loss=val_loss,
-                val_acc=val_acc,
-                images_per_s=images / max(t_train, 1e-9),
-                seconds=time.perf_counter() - t0,
-                lr=self.opt.param_groups[0]["lr"],
-            )
-            self.history.append(metrics)
-            if on_epoch is not None and on_epoch(metrics, self.state(epoch + 1)):
+        """Train to ``total_steps``, reporting at ``report_steps``. Raises _Diverged on
+        NaN/Inf."""
+        x_all, y_all = self.data.train_x, self.data.train_y
+        reports = [r for r in self.report_steps if r > self.step]
+        perm, g, epoch = None, None, -1
+        loss_sum = torch.zeros((), device=self.device)
+        since, t0 = 0, time.perf_counter()
+        self.model.train()
+        while self.step < self.total_steps:
+            e, i = divmod(self.step, self.steps_per_epoch)
+            if e != epoch:
+                perm, g = self._epoch_order(e)
+                epoch = e
+            idx = perm[i * self.batch : (i + 1) * self.batch]
+            loss_sum += self._train_step(_layout(self.aug.train(x_all[idx], g)), y_all[idx])
+            self.step += 1
+            since += 1
+            if since % DIVERGENCE_CHECK_EVERY == 0 and not math.isfinite(loss_sum.item()):
+                raise _Diverged(f"loss became {loss_sum.item()} at step {self.step}")
+            if self.step != reports[0]:
+                continue
+            reports.pop(0)
+            if self._report(loss_sum.item() / since, since, t0, g, on_epoch):
+                if self.step % self.steps_per_epoch:  # a later loop() goes on from here
+                    self.generator_state = g.get_state()
                 break
+            loss_sum.zero_()
+            since, t0 = 0, time.perf_counter()
+            self.model.train()
+
+    def _report(self, train_loss, steps, t0, g, on_epoch) -> bool:
+        """Evaluate, record the metrics, call ``on_epoch``; True stops the run."""
+        if not math.isfinite(train_loss):
+            raise _Diverged(f"training loss {train_loss} at step {self.step}")
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        t_train = time.perf_counter() - t0
+        val_loss, val_acc = evaluate(self.model, self.data.val_x, self.data.val_y, self.aug)
+        if len(self.data.val_x) and not math.isfinite(val_loss):
+            raise _Diverged(f"validation loss {val_loss} at step {self.step}")
+        images = steps * self.batch
+        self.train_images += images
+        self.train_seconds += t_train
+        metrics = EpochMetrics(
+            epoch=_round_epoch(self.step / self.steps_per_epoch),
+            train_loss=train_loss,
+            val_loss=val_loss,
+            val_acc=val_acc,
+            images_per_s=images / max(t_train, 1e-9),
+            seconds=time.perf_counter() - t0,
+            lr=self.opt.param_groups[0]["lr"],
+            samples=int(round(self.step * self.samples_per_step)),
+        )
+        self.history.append(metrics)
+        return bool(on_epoch is not None and on_epoch(metrics, self.state(g)))
+
+
+def _round_epoch(x: float) -> int | float:
+    """Whole epochs as ints (``3``), parts of one to 3 decimals (``0.278``)."""
+    return int(round(x)) if abs(x - round(x)) < 1e-9 else round(x, 3)
 
 
 def train(
@@ -240,7 +316,9 @@ def train(
     dataset: Dataset,
     settings: TrainSettings | dict | None = None,
     *,
-    epochs: int,
+    epochs: int | None = None,
+    samples: int | None = None,
+    report_at: Sequence[int] | None = None,
     device: str | torch.device | None = None,
     seed: int = 0,
     on_epoch: OnEpoch | None = None,
@@ -248,9 +326,12 @@ def train(
     use_test: bool = False,
 ) -> TrainResult:
     """Train ``spec`` (an architecture spec dict, built with ``search_spaces.build``, or a
-    ready ``nn.Module``) on ``dataset`` for ``epochs`` epochs and evaluate it.
+    ready ``nn.Module``) on ``dataset`` for ``epochs`` epochs, or for ``samples`` training
+    samples (a search's fidelity, reporting after ``report_at`` samples and at the end), and
+    evaluate it.
 
-    ``on_epoch(metrics, state)`` is called after every epoch; returning True stops the run
+    ``on_epoch(metrics, state)`` is called after every epoch (every report point with
+    ``samples``); returning True stops the run
     (early stopping / pruning). ``state`` is a detached CPU snapshot that
     :func:`workers.save_checkpoint` can persist; ``resume_state=state`` continues from it and
     gives the same result as an uninterrupted run. The test split is evaluated only when
@@ -259,69 +340,111 @@ def train(
     """
     t_start = time.perf_counter()
     settings = TrainSettings.from_dict(settings)
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs={epochs!r}: expected an integer >= 1")
+    fidelity = _fidelity(epochs, samples, report_at)
     device = torch.device(device) if device is not None else default_device()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(seed)
     dataset = dataset.to(device)
+    run, failure = _start(spec, dataset, settings, fidelity, device, seed)
+    if failure is not None:  # outside the except block, so the traceback's tensors are gone
+        _free_memory(device)
+        return _result(t_start, None, *failure)
+    if resume_state is not None:
+        run.restore(resume_state)
+    failure = _guarded(run, on_epoch, device)
+    if failure is not None:
+        return _result(t_start, run, *failure)
+    test_acc = None
+    if use_test:
+        test_acc = evaluate(run.model, dataset.test_x, dataset.test_y, run.aug)[1]
+    return _result(t_start, run, TrialStatus.COMPLETED, "", test_acc=test_acc)
 
-    def finish(status: str, reason: str = "", run: _Run | None = None, **kw) -> TrainResult:
-        hist = run.history if run else []
-        last = hist[-1] if hist else None
-        return TrainResult(
-            status=status,
-            reason=reason,
-            epochs=len(hist),
-            val_acc=last.val_acc if last else float("nan"),
-            val_loss=last.val_loss if last else float("nan"),
-            train_images_per_s=(run.train_images / run.train_seconds)
-            if run and run.train_seconds
-            else 0.0,
-            seconds=time.perf_counter() - t_start,
-            history=list(hist),
-            params=sum(p.numel() for p in model.parameters()) if model is not None else 0,
-            model=model,
-            **kw,
+
+def _guarded(
+    run: _Run, on_epoch: OnEpoch | None, device: torch.device
+) -> tuple[TrialStatus, str] | None:
+    """``run.loop(on_epoch)`` with every failure turned into (status, reason)."""
+    try:
+        run.loop(on_epoch)
+    except _Diverged as exc:
+        return TrialStatus.DIVERGED, str(exc)
+    except (RuntimeError, MemoryError) as exc:
+        oom = _is_oom(exc)
+        if oom:
+            run.opt.zero_grad(set_to_none=True)
+            run.model.zero_grad(set_to_none=True)
+            _free_memory(device)
+        return (
+            TrialStatus.OOM if oom else TrialStatus.INVALID,
+            ("" if oom else "during training: ") + _one_line(exc),
         )
+    return None
 
-    model = None
-    failure: tuple[str, str] | None = None
+
+def _fidelity(
+    epochs: int | None, samples: int | None, report_at: Sequence[int] | None
+) -> tuple[int | None, int | None, Sequence[int] | None]:
+    """Check that exactly one of ``epochs`` / ``samples`` is a positive integer."""
+
+    def bad(x: Any) -> bool:
+        return isinstance(x, bool) or not isinstance(x, int) or x < 1
+
+    if (epochs is None) == (samples is None):
+        raise ValueError(f"epochs={epochs!r}, samples={samples!r}: give exactly one of them")
+    if epochs is not None and bad(epochs):
+        raise ValueError(f"epochs={epochs!r}: expected an integer >= 1")
+    if samples is not None and bad(samples):
+        raise ValueError(f"samples={samples!r}: expected an integer >= 1")
+    if report_at is not None and any(bad(p) for p in report_at):
+        raise ValueError(f"report_at={list(report_at)!r}: expected integers >= 1")
+    return epochs, samples, report_at
+
+
+def _start(
+    spec: dict | nn.Module,
+    dataset: Dataset,
+    settings: TrainSettings,
+    fidelity: tuple[int | None, int | None, Sequence[int] | None],
+    device: torch.device,
+    seed: int,
+) -> tuple[_Run | None, tuple[TrialStatus, str] | None]:
+    """Build the model and its run, and probe it: (run, None) or (None, (status, reason))."""
     try:
         model, resolution = build_model(spec, dataset.num_classes)
         model = model.to(device)
         if device.type == "cuda" and dataset.dims == 2:
             model = model.to(memory_format=torch.channels_last)
-        run = _Run(model, dataset, settings, epochs, device, seed, resolution)
+        run = _Run(model, dataset, settings, fidelity, device, seed, resolution)
         _probe(model, dataset, run.aug)
     except (ValueError, TypeError, KeyError, IndexError, RuntimeError, NotImplementedError) as exc:
-        failure = ("oom" if _is_oom(exc) else "invalid", _one_line(exc))
-    if failure is not None:  # outside the except block, so the traceback's tensors are gone
-        _free_memory(device)
-        return finish(*failure)
-    if resume_state is not None:
-        run.restore(resume_state)
-    test_acc = None
-    try:
-        run.loop(on_epoch)
-        if use_test:
-            test_acc = evaluate(model, dataset.test_x, dataset.test_y, run.aug)[1]
-    except _Diverged as exc:
-        failure = ("diverged", str(exc))
-    except (RuntimeError, MemoryError) as exc:
-        oom = _is_oom(exc)
-        failure = (
-            "oom" if oom else "invalid",
-            ("" if oom else "during training: ") + _one_line(exc),
-        )
-    if failure is not None:
-        if failure[0] == "oom":
-            run.opt.zero_grad(set_to_none=True)
-            model.zero_grad(set_to_none=True)
-            _free_memory(device)
-        return finish(*failure, run)
-    return finish("ok", "", run, test_acc=test_acc)
+        return None, (TrialStatus.OOM if _is_oom(exc) else TrialStatus.INVALID, _one_line(exc))
+    return run, None
+
+
+def _result(
+    t_start: float, run: _Run | None, status: TrialStatus, reason: str = "", **kw: Any
+) -> TrainResult:
+    """The :class:`TrainResult` of a run that ended with ``status``."""
+    hist = run.history if run else []
+    last = hist[-1] if hist else None
+    model = run.model if run else None
+    return TrainResult(
+        status=status,
+        reason=reason,
+        epochs=last.epoch if last else 0,
+        samples=last.samples if last else 0,
+        val_acc=last.val_acc if last else float("nan"),
+        val_loss=last.val_loss if last else float("nan"),
+        train_images_per_s=(run.train_images / run.train_seconds)
+        if run and run.train_seconds
+        else 0.0,
+        seconds=time.perf_counter() - t_start,
+        history=list(hist),
+        params=sum(p.numel() for p in model.parameters()) if model is not None else 0,
+        model=model,
+        **kw,
+    )
 
 
 def _probe(model: nn.Module, dataset: Dataset, aug: Augmenter) -> None:

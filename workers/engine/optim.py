@@ -46,13 +46,18 @@ class Schedule:
     the step counter, so a resume restores it exactly."""
 
     def __init__(
-        self, optimizer: torch.optim.Optimizer, s: TrainSettings, steps_per_epoch: int, epochs: int
+        self,
+        optimizer: torch.optim.Optimizer,
+        s: TrainSettings,
+        steps_per_epoch: int,
+        epochs: float,
     ):
         self.optimizer = optimizer
         self.kind = s.schedule
         self.peak = s.lr
-        self.total = max(1, steps_per_epoch * epochs)
-        self.warmup = min(self.total, int(round(s.warmup_epochs * steps_per_epoch)))
+        self.total = max(1, int(round(steps_per_epoch * epochs)))
+        # a short run (a search's low fidelity) warms up for at most a quarter of it
+        self.warmup = min(self.total // 4, int(round(s.warmup_epochs * steps_per_epoch)))
         if self.kind == "onecycle":
             self.warmup = max(self.warmup, int(ONECYCLE_MIN_WARMUP * self.total))
         self.step_count = 0

@@ -7,21 +7,26 @@ from typing import Any
 
 from torch import nn
 
-STATUSES = ("ok", "diverged", "oom", "invalid")
+from workers.status import TrialStatus
 
 
 @dataclass(frozen=True)
 class EpochMetrics:
-    """One finished epoch. ``epoch`` counts from 1; ``images_per_s`` is training throughput
-    (evaluation excluded); ``seconds`` is the epoch's wall time, evaluation included."""
+    """One report: after an epoch, or after a search's fidelity point inside one. ``epoch``
+    is how many epochs were trained (from 1; a fraction inside an epoch), ``samples`` how
+    many training samples; ``images_per_s`` is training throughput (evaluation excluded);
+    ``seconds`` the wall time since the previous report, evaluation included."""
 
-    epoch: int
+    epoch: int | float
     train_loss: float
     val_loss: float
     val_acc: float
     images_per_s: float
     seconds: float
     lr: float = 0.0
+    samples: int = 0
+    val_acc_std: float | None = None  # spread of val_acc over the folds (k-fold evaluation)
+    folds: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -29,13 +34,15 @@ class EpochMetrics:
 
 @dataclass
 class TrainResult:
-    """How a run ended. ``status`` is ``ok`` or the reason the trial failed (``diverged``,
-    ``oom``, ``invalid``), with ``reason`` a one-line explanation; a failure never raises.
-    ``epochs`` counts completed epochs (resumed ones included)."""
+    """How a run ended. ``status`` is ``completed`` or the reason the trial failed
+    (``diverged``, ``oom``, ``invalid``), with ``reason`` a one-line explanation; a failure
+    never raises. ``epochs`` counts trained epochs (resumed ones included; a fraction when a
+    run ended inside one), ``samples`` the training samples seen."""
 
-    status: str
+    status: TrialStatus
     reason: str = ""
-    epochs: int = 0
+    epochs: int | float = 0
+    samples: int = 0
     val_acc: float = float("nan")
     val_loss: float = float("nan")
     test_acc: float | None = None
@@ -47,7 +54,7 @@ class TrainResult:
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.status == TrialStatus.COMPLETED
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary (no model)."""
@@ -56,5 +63,6 @@ class TrainResult:
             for f in fields(self)
             if f.name not in ("model", "history")
         }
+        d["status"] = str(self.status)
         d["history"] = [m.to_dict() for m in self.history]
         return d

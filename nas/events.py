@@ -1,0 +1,189 @@
+"""The life of a trial as typed events, and the one object that holds a search's state.
+
+Ray's adapters (:mod:`nas.ray_adapters`, :mod:`nas.searcher`) turn Ray's calls into these
+events and hand them to :meth:`SearchState.emit`; the state updates its counters, budget and
+best value, then passes each event to its subscribers (MLflow tracking, the live view),
+which import neither Ray nor a global::
+
+    searcher --TrialRejected / TrialReused / TrialCancelled--+
+    callback --TrialStarted / EpochReported / TrialEnded / Progress--> SearchState --> subscribers
+    stopper  <--budget_is_spent()-----------+
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nas.budget import Budget
+from nas.status import TrialStatus, row
+
+
+@dataclass(frozen=True)
+class TrialStarted:
+    """A worker started (or resumed) training the trial."""
+
+    number: int
+    config: dict[str, Any]
+    ray_trial_id: str | None = None
+
+
+@dataclass(frozen=True)
+class EpochReported:
+    """The worker reported a fidelity point (``samples`` trained) with its metrics."""
+
+    number: int
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TrialEnded:
+    """A trial that reached a worker ended, with its status and reason."""
+
+    number: int
+    status: TrialStatus
+    reason: str | None = None
+    extra: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class TrialReused:
+    """An identical spec + settings was evaluated before: its result, nothing trained.
+    ``status`` is ``reused``, or ``pruned`` when the earlier trial was pruned."""
+
+    number: int
+    config: dict[str, Any]
+    earlier: int
+    status: TrialStatus
+    values: list[float] | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class TrialNeverRan:
+    """A trial that ended without reaching a worker, with its status and reason."""
+
+    number: int
+    config: dict[str, Any]
+    reason: str
+    status: TrialStatus
+
+
+@dataclass(frozen=True)
+class TrialRejected(TrialNeverRan):
+    """A sample over a limit or refused by the catalog: it never reaches a worker."""
+
+    status: TrialStatus = TrialStatus.REJECTED
+
+
+@dataclass(frozen=True)
+class TrialCancelled(TrialNeverRan):
+    """Ray was handed the trial, but the budget ran out before a worker started it."""
+
+    status: TrialStatus = TrialStatus.STOPPED
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Ray finished a scheduling step; ``running`` trials are training now."""
+
+    running: int
+
+
+Event = (
+    TrialStarted
+    | EpochReported
+    | TrialEnded
+    | TrialReused
+    | TrialRejected
+    | TrialCancelled
+    | Progress
+)
+
+
+@dataclass
+class SearchState:
+    """The state of one running search in the driver: budget spent, counters, best value.
+
+    ``spent_before`` is what earlier runs of the study spent (``--resume``), in the budget's
+    unit; wall-clock time counts from :attr:`started`, device time from the reported
+    ``time_this_iter_s`` of every step times the devices a trial holds.
+    """
+
+    budget: Budget
+    devices_per_trial: float
+    metric: str = "val_acc"
+    chance: float = 0.0  # a completed trial at or below this accuracy is diverged
+    spent_before: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+    device_seconds: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+    trials_started: int = 0
+    running: int = 0
+    best: float | None = None
+    gave_up: str | None = None  # why the searcher stopped proposing trials, if it did
+    budget_spent: threading.Event = field(default_factory=threading.Event)
+    open_trials: dict[int, Any] = field(default_factory=dict)  # number -> optuna.Trial
+    open_configs: dict[int, dict[str, Any]] = field(default_factory=dict)  # number -> config
+    started_numbers: set[int] = field(default_factory=set)
+    _subscribers: list[Callable[[Event], None]] = field(default_factory=list)
+
+    def subscribe(self, handler: Callable[[Event], None]) -> None:
+        """Call ``handler(event)`` for every event, after the state has taken it in."""
+        self._subscribers.append(handler)
+
+    def emit(self, event: Event) -> None:
+        """Take ``event`` in, then pass it to every subscriber."""
+        self._apply(event)
+        for handler in self._subscribers:
+            handler(event)
+
+    def _apply(self, event: Event) -> None:
+        if isinstance(event, TrialStarted):
+            self.trials_started += 1
+            self.started_numbers.add(event.number)
+        elif isinstance(event, EpochReported):
+            self._apply_result(event.result)
+        elif isinstance(event, TrialEnded | TrialReused | TrialNeverRan):
+            column = row(event.status).column
+            self.counts[column] = self.counts.get(column, 0) + 1
+            if isinstance(event, TrialReused) and event.values:
+                self._improve(event.values[0])
+        elif isinstance(event, Progress):
+            self.running = event.running
+
+    def _apply_result(self, result: dict[str, Any]) -> None:
+        if "time_this_iter_s" in result:
+            self.device_seconds += float(result["time_this_iter_s"]) * self.devices_per_trial
+        if TrialStatus.parse(result.get("status")) in (TrialStatus.RUNNING, TrialStatus.COMPLETED):
+            self._improve(result.get(self.metric))
+
+    def _improve(self, value: Any) -> None:
+        if isinstance(value, int | float) and math.isfinite(value):
+            self.best = value if self.best is None else max(self.best, value)
+
+    # -- budget ----------------------------------------------------------------------------
+
+    @property
+    def wall_seconds(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def spent(self) -> float:
+        """Budget spent so far, this run and earlier ones, in the budget's unit."""
+        if self.budget.kind == "device":
+            return self.spent_before + self.device_seconds
+        if self.budget.kind == "wall":
+            return self.spent_before + self.wall_seconds
+        return self.spent_before
+
+    def check_budget(self) -> bool:
+        """True (and remembered) once a wall-clock or device budget is spent; a trial budget
+        is Ray's ``num_samples`` and never ends here."""
+        if self.budget.kind != "trials" and self.spent >= self.budget.amount:
+            self.budget_spent.set()
+        return self.budget_spent.is_set()

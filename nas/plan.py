@@ -1,0 +1,223 @@
+"""The plan of a search: how much training one trial gets at each rung of successive halving,
+chosen before the first trial from the budget, the data size, the workers and the cost of a
+training sample.
+
+The fidelity unit is the **training sample seen** (one image or series through a training
+step). ASHA's time attribute is ``samples``; trials report at :attr:`Plan.report_at`,
+at every rung, so several times per epoch when epochs are long; Optuna's intermediate values, MLflow's metric
+steps and the leaderboard count samples too. A rung below one epoch trains on a prefix of
+the first epoch's order, which is class-stratified and fixed per seed: a stratified subset
+of the training data (see :func:`workers.engine.loop.stratified_order`).
+
+Successive halving with reduction factor ``eta`` keeps about ``1 / eta`` of the trials at
+each rung, so every rung costs about the same; the plan picks the largest full fidelity for
+which the lowest rung still sees at least :data:`MIN_CONFIGS` configurations and the top
+rung :data:`MIN_FULL`. :func:`make_plan` is pure: no clock, no Ray, no torch.
+
+Small data (fewer than :data:`SMALL_DATA` training + validation samples) is evaluated over
+k stratified folds inside each trial (:func:`folds_for`): a 10% split of a few dozen
+samples holds a handful, and its accuracy takes two or three values. On such data an epoch
+is a few optimizer steps, so fidelities are also offered in samples (:data:`SAMPLE_CHOICES`,
+up to :data:`MAX_EPOCHS` epochs): the lowest rung trains at least :data:`MIN_RUNG_SAMPLES`
+samples whatever the data size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+ETA = 3  # successive halving's reduction factor (ASHA's and Hyperband's default)
+SMALL_DATA = 1000  # below this many training + validation samples, k-fold evaluation
+MAX_FOLDS = 5
+#: Full fidelities offered in samples, for data so small that epochs are a few steps.
+SAMPLE_CHOICES = (65536, 32768, 16384, 8192)
+MAX_EPOCHS = 1000  # the most epochs any plan trains (published 1-D baselines train 1,500+)
+MAX_REPORTS = 16  # whole-epoch report points past the lowest rung, at most
+MIN_CONFIGS = 30  # configurations the lowest rung should see
+MIN_FULL = 4  # configurations that should reach full fidelity
+MAX_RUNGS = 4
+#: Full fidelities tried, in epochs, largest first (capped by ``max_epochs``).
+EPOCH_CHOICES = (12, 9, 6, 4, 3, 2, 1.5, 1, 0.75, 0.5, 0.25)
+MIN_RUNG_SAMPLES = 1024  # the lowest rung trains at least this many samples (~30 steps)
+UTILISATION = 0.85  # share of the workers' time that goes into training, not gaps
+TRIAL_OVERHEAD_S = 1.5  # per trial: Ray's spine, building and probing the model
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The fidelity schedule of a search (all sizes in training samples)."""
+
+    max_samples: int  # full fidelity: ASHA's max_t
+    grace_samples: int  # the lowest rung: ASHA's grace period
+    report_at: tuple[int, ...]  # sample counts at which a trial reports (and evaluates)
+    eta: int
+    rungs: tuple[int, ...]
+    configs: tuple[int, ...]  # configurations expected to reach each rung
+    train_size: int  # training samples of one model (one fold's, with k folds)
+    seconds_per_sample: float | None  # None when the user fixed the fidelity
+    source: str  # "planned" or "--epochs"
+    folds: int = 1  # k-fold evaluation inside each trial on small data (1: one split)
+
+    @property
+    def max_epochs(self) -> float:
+        """Full fidelity in epochs of the training split."""
+        return self.max_samples / max(1, self.train_size)
+
+    def describe(self) -> str:
+        """One line: ``plan: ~40 configs at 2,000 samples -> 13 at 6,000 -> 4 at 18,000
+        (2.5 epochs of 7,200)``."""
+        folds = f"; each trial the mean of {self.folds} folds" if self.folds > 1 else ""
+        if self.source != "planned":
+            return (
+                f"plan: {_epochs(self.max_epochs)} epochs per trial (--epochs), ASHA from "
+                f"{_epochs(self.grace_samples / self.train_size)} epochs, one report per "
+                f"epoch{folds}"
+            )
+        steps = [f"~{self.configs[0]} configs at {self.rungs[0]:,} samples"]
+        steps += [f"{n} at {s:,}" for n, s in zip(self.configs[1:], self.rungs[1:], strict=True)]
+        return (
+            f"plan: {' -> '.join(steps)} ({_epochs(self.max_epochs)} epochs of "
+            f"{self.train_size:,}; {self.seconds_per_sample * 1e3:.3g} ms per sample measured"
+            f"{folds})"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in ("rungs", "configs", "report_at"):
+            d[key] = list(d[key])
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Plan:
+        tuples = {k: tuple(d[k]) for k in ("rungs", "configs", "report_at")}
+        return cls(**{**d, **tuples})
+
+
+def _epochs(x: float) -> str:
+    return f"{x:.2f}".rstrip("0").rstrip(".")
+
+
+def folds_for(samples: int, smallest_class: int) -> int:
+    """k of the k-fold evaluation of a data set of ``samples`` training + validation samples
+    whose smallest class has ``smallest_class``: 1 (one split) from :data:`SMALL_DATA` up,
+    or where a class is too small to appear in two folds."""
+    if samples >= SMALL_DATA or smallest_class < 2:
+        return 1
+    return min(MAX_FOLDS, smallest_class)
+
+
+def fixed_plan(epochs: int, grace_epochs: int, train_size: int, folds: int = 1) -> Plan:
+    """The plan the user fixed with ``--epochs`` / ``--grace-epochs``: one report per epoch."""
+    rungs, s = [], grace_epochs
+    while s < epochs:
+        rungs.append(s * train_size)
+        s *= ETA
+    rungs.append(epochs * train_size)
+    return Plan(
+        max_samples=epochs * train_size,
+        grace_samples=grace_epochs * train_size,
+        report_at=tuple(e * train_size for e in range(1, epochs + 1)),
+        eta=ETA,
+        rungs=tuple(rungs),
+        configs=tuple(0 for _ in rungs),
+        train_size=train_size,
+        seconds_per_sample=None,
+        source="--epochs",
+        folds=folds,
+    )
+
+
+def _rungs(max_samples: int, min_rung: int) -> list[int]:
+    """Successive-halving rungs ``s0 * ETA**k`` ending at about ``max_samples``, the lowest
+    at least ``min_rung``."""
+    count = 1
+    while count < MAX_RUNGS and max_samples / ETA**count >= min_rung:
+        count += 1
+    lowest = max(1, int(round(max_samples / ETA ** (count - 1))))
+    return [lowest * ETA**k for k in range(count)]
+
+
+def report_points(rungs: list[int], train_size: int) -> tuple[int, ...]:
+    """Where a trial reports: at every rung (what ASHA compares) and at whole epochs past the
+    lowest rung, at most :data:`MAX_REPORTS` of them (so long trainings still show a curve)."""
+    every = train_size * max(1, math.ceil(rungs[-1] / train_size / MAX_REPORTS))
+    epochs = range(every, rungs[-1] + 1, every)
+    apart = every / 4  # a point this close to a rung adds nothing to the curve
+    extra = (e for e in epochs if e > rungs[0] and min(abs(e - r) for r in rungs) >= apart)
+    return tuple(sorted({*rungs, *extra}))
+
+
+def _configs(
+    worker_seconds: float, rungs: list[int], sec_per_sample: float, eval_seconds: float
+) -> list[int]:
+    """How many configurations reach each rung when ``worker_seconds`` are spent;
+    ``eval_seconds`` is one evaluation of the validation split."""
+    lowest = rungs[0] * sec_per_sample + TRIAL_OVERHEAD_S + eval_seconds
+    # every promotion of 1/ETA of a rung trains the gap to the next rung
+    per_config = lowest + sum(
+        ((hi - lo) * sec_per_sample + eval_seconds) / ETA ** (k + 1)
+        for k, (lo, hi) in enumerate(zip(rungs, rungs[1:], strict=False))
+    )
+    n0 = worker_seconds / per_config
+    return [max(0, int(n0 / ETA**k)) for k in range(len(rungs))]
+
+
+def make_plan(
+    *,
+    budget_seconds: float,
+    train_size: int,
+    workers: int,
+    seconds_per_sample: float,
+    val_size: int = 0,
+    max_epochs: float = EPOCH_CHOICES[0],
+    folds: int = 1,
+) -> Plan:
+    """The largest full fidelity (at most ``max_epochs``, or :data:`MAX_EPOCHS` through
+    :data:`SAMPLE_CHOICES` on small data) at which ``workers`` workers over
+    ``budget_seconds`` evaluate at least :data:`MIN_CONFIGS` configurations at the lowest
+    rung and :data:`MIN_FULL` at the top; the cheapest one when no fidelity manages both.
+
+    ``seconds_per_sample`` is one training sample's cost on one worker (measured), and an
+    evaluation of the ``val_size`` validation samples (one per report) costs a third of that
+    per sample. With ``folds`` > 1 every trial trains and evaluates that many models
+    (``train_size`` and ``val_size`` are one fold's).
+    """
+    if budget_seconds <= 0 or train_size < 1 or workers < 1 or seconds_per_sample <= 0:
+        raise ValueError(
+            f"make_plan: budget_seconds={budget_seconds}, train_size={train_size}, "
+            f"workers={workers}, seconds_per_sample={seconds_per_sample}: all must be > 0"
+        )
+    worker_seconds = budget_seconds * workers * UTILISATION
+    per_sample = seconds_per_sample * folds
+    eval_seconds = val_size * per_sample / 3  # a forward pass, no backward
+    chosen = None
+    for max_samples in _fidelities(train_size, max_epochs):
+        rungs = _rungs(max_samples, MIN_RUNG_SAMPLES)
+        configs = _configs(worker_seconds, rungs, per_sample, eval_seconds)
+        chosen = (rungs, configs)
+        if configs[0] >= MIN_CONFIGS and configs[-1] >= MIN_FULL:
+            break
+    rungs, configs = chosen
+    return Plan(
+        max_samples=rungs[-1],
+        grace_samples=rungs[0],
+        report_at=report_points(rungs, train_size),
+        eta=ETA,
+        rungs=tuple(rungs),
+        configs=tuple(configs),
+        train_size=train_size,
+        seconds_per_sample=seconds_per_sample,
+        source="planned",
+        folds=folds,
+    )
+
+
+def _fidelities(train_size: int, max_epochs: float) -> list[int]:
+    """Full fidelities to try, in samples, largest first: the epoch choices up to
+    ``max_epochs`` and, where that many samples are at most :data:`MAX_EPOCHS` epochs, the
+    sample choices; never below :data:`MIN_RUNG_SAMPLES`."""
+    by_epochs = {round(e * train_size) for e in EPOCH_CHOICES if e <= max_epochs}
+    by_samples = {s for s in SAMPLE_CHOICES if s <= MAX_EPOCHS * train_size}
+    return sorted({max(MIN_RUNG_SAMPLES, s) for s in by_epochs | by_samples}, reverse=True)

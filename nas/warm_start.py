@@ -1,0 +1,71 @@
+"""Warm start: a new search first evaluates configurations known to be good, expressed as
+the space's own parameters and queued with Optuna's ``study.enqueue_trial``.
+
+``--warm-start zoo`` (the default) queues :func:`search_spaces.starts.starting_points` for
+the data's shape; ``--warm-start STUDY`` the best completed trials of another search in the
+same storage (their architectures on this data's input: the transfer of a search). Each is
+turned into parameters by the sampler's inverse (:func:`search_spaces.inverse.params_for`),
+so a candidate the space cannot express is skipped with a note, never forced in. Queued
+trials are asked before the sampler proposes anything; ``skip_if_exists`` and the
+searcher's reuse of evaluated configurations keep any of them from training twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from nas.config import SearchConfig
+from nas.results import load_study, trial_records
+from search_spaces.inverse import NotExpressible, params_for
+from search_spaces.starts import starting_points
+
+FROM_STUDY = 3  # best trials taken from another study
+
+
+@dataclass
+class WarmStart:
+    """What was queued (names) and what was skipped (one note each)."""
+
+    queued: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        if not self.queued and not self.skipped:
+            return "warm start: none"
+        text = f"warm start: {len(self.queued)} configurations first"
+        if self.queued:
+            text += f" ({', '.join(self.queued)})"
+        return text + "".join(f"\n  skipped {note}" for note in self.skipped)
+
+
+def candidates(cfg: SearchConfig) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(name, spec, train) of every candidate of ``cfg.warm_start`` for this data."""
+    data = cfg.data
+    if cfg.warm_start == "none":
+        return []
+    if cfg.warm_start == "zoo":
+        return starting_points(data.dims, data.channels, tuple(data.size))
+    inp = {"dims": data.dims, "channels": data.channels, "size": list(data.size)}
+    records = trial_records(load_study(cfg.storage, cfg.warm_start))
+    done = [r for r in records if r.status in ("completed", "reused") and r.spec and r.train]
+    return [
+        (f"{cfg.warm_start}#{r.trial}", {**r.spec, "input": inp}, r.train)
+        for r in done[:FROM_STUDY]
+    ]
+
+
+def enqueue(study: optuna.Study, cfg: SearchConfig, space: Any) -> WarmStart:
+    """Queue the warm-start candidates the space can express, best-known first."""
+    out = WarmStart()
+    for name, spec, train in candidates(cfg):
+        try:
+            params = params_for(spec, train, space, num_classes=cfg.data.num_classes)
+        except (NotExpressible, ValueError) as exc:
+            out.skipped.append(f"{name}: {exc}")
+            continue
+        study.enqueue_trial(params, user_attrs={"warm_start": name}, skip_if_exists=True)
+        out.queued.append(name)
+    return out

@@ -1,0 +1,108 @@
+"""The search's plan (pure): budget, data size, per-sample cost and workers -> rungs."""
+
+from __future__ import annotations
+
+import pytest
+
+from nas.plan import (
+    EPOCH_CHOICES,
+    ETA,
+    MAX_EPOCHS,
+    MIN_CONFIGS,
+    MIN_FULL,
+    SAMPLE_CHOICES,
+    Plan,
+    fixed_plan,
+    make_plan,
+    report_points,
+)
+
+
+def plan(**kw) -> Plan:
+    args = {"budget_seconds": 300, "train_size": 7200, "workers": 2,
+            "seconds_per_sample": 0.002, "val_size": 800} | kw  # fmt: skip
+    return make_plan(**args)
+
+
+def test_rungs_grow_by_eta_and_end_at_full_fidelity():
+    p = plan()
+    assert p.rungs[-1] == p.max_samples and p.rungs[0] == p.grace_samples
+    assert all(b == a * ETA for a, b in zip(p.rungs, p.rungs[1:], strict=False))
+    assert all(a >= b for a, b in zip(p.configs, p.configs[1:], strict=False))
+    assert p.configs[0] >= MIN_CONFIGS and p.configs[-1] >= MIN_FULL
+
+
+def test_a_bigger_budget_buys_a_higher_fidelity():
+    small, large = plan(budget_seconds=120), plan(budget_seconds=3600)
+    assert large.max_samples > small.max_samples
+
+
+def test_more_workers_or_cheaper_samples_buy_a_higher_fidelity():
+    base = plan(budget_seconds=120)
+    assert plan(budget_seconds=120, workers=8).max_samples > base.max_samples
+    assert plan(budget_seconds=120, seconds_per_sample=0.0002).max_samples > base.max_samples
+
+
+def test_large_data_trains_below_one_epoch_at_the_lowest_rung():
+    p = plan(budget_seconds=600, train_size=54000, seconds_per_sample=0.001, val_size=6000)
+    assert p.grace_samples < 54000 and p.configs[0] >= MIN_CONFIGS
+    assert p.report_at[0] == p.grace_samples  # ASHA's first rung is a report point
+
+
+def test_small_data_with_a_generous_budget_takes_the_largest_sample_choice():
+    p = plan(budget_seconds=3600, train_size=150, seconds_per_sample=0.0005, val_size=30)
+    assert p.max_samples == pytest.approx(max(SAMPLE_CHOICES), rel=0.01)
+    assert p.max_epochs <= MAX_EPOCHS
+
+
+def test_a_budget_too_small_for_the_bars_takes_the_cheapest_fidelity():
+    p = plan(budget_seconds=10, seconds_per_sample=0.05)
+    assert p.configs[0] < MIN_CONFIGS and p.max_epochs == min(EPOCH_CHOICES)
+
+
+def test_report_points_cover_rungs_and_whole_epochs():
+    points = report_points([100, 300, 900], train_size=250)
+    assert {100, 300, 900} <= set(points) and 500 in points and 750 in points
+    assert 250 not in points  # within a quarter epoch of the rung at 300
+
+
+def test_fixed_plan_reports_every_epoch_and_round_trips():
+    p = fixed_plan(12, 2, train_size=1000)
+    assert p.max_samples == 12000 and p.grace_samples == 2000
+    assert p.report_at == tuple(range(1000, 12001, 1000))
+    assert Plan.from_json(p.to_json()) == p
+    assert "--epochs" in p.describe()
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError, match="workers=0"):
+        plan(workers=0)
+
+
+def test_small_data_is_evaluated_over_folds():
+    from nas.plan import MAX_FOLDS, SMALL_DATA, folds_for
+
+    assert folds_for(50, smallest_class=24) == MAX_FOLDS
+    assert folds_for(40, smallest_class=3) == 3  # a class must appear in every fold
+    assert folds_for(40, smallest_class=1) == 1
+    assert folds_for(SMALL_DATA, smallest_class=100) == 1
+
+
+def test_tiny_data_trains_many_epochs_and_folds_cost_k_times():
+    one = plan(budget_seconds=180, train_size=40, seconds_per_sample=0.0003, val_size=10)
+    five = plan(budget_seconds=180, train_size=40, seconds_per_sample=0.0003, val_size=10, folds=5)
+    assert one.grace_samples >= 1024 and one.max_epochs > 100  # far more than 12 epochs
+    assert five.max_samples <= one.max_samples and five.folds == 5
+    assert "5 folds" in five.describe()
+    assert len(five.report_at) <= len(five.rungs) + 16  # a curve, not a report per epoch
+
+
+def test_retrain_length_has_a_floor_in_steps():
+    from nas.retrain import MIN_RETRAIN_STEPS, default_epochs
+
+    saved = {"config": {"epochs": None}, "plan": {"max_samples": 5000, "train_size": 1000}}
+    assert default_epochs(saved, train_size=60000, batch_size=128) == 20
+    tiny = default_epochs(saved, train_size=50, batch_size=32)
+    assert tiny * (50 // 32) >= MIN_RETRAIN_STEPS
+    long = {"config": {"epochs": 30}}
+    assert default_epochs(long, train_size=60000, batch_size=128) == 60

@@ -1,0 +1,73 @@
+"""Warm start: the sampler's inverse round-trips, starting points come first and are not
+trained twice."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from search_spaces import spec_id
+from search_spaces.inverse import NotExpressible, params_for
+from search_spaces.sampler import RandomTrial, sample
+from search_spaces.starts import starting_points
+
+INPUTS = [("image", 2, 1, (8, 8)), ("image", 2, 1, (28, 28)), ("image", 2, 3, (32, 32)),
+          ("timeseries_1d", 1, 1, (150,)), ("timeseries_1d", 1, 6, (100,))]  # fmt: skip
+
+
+@pytest.mark.parametrize(("space", "dims", "channels", "size"), INPUTS)
+def test_every_starting_point_round_trips_through_the_default_space(space, dims, channels, size):
+    points = starting_points(dims, channels, size)
+    assert len(points) >= 2
+    for name, spec, train in points:
+        params = params_for(spec, train, space, num_classes=10)
+        drawn, drawn_train = sample(
+            optuna.trial.FixedTrial(params), space, dims=dims, channels=channels, size=size,
+            num_classes=10,
+        )  # fmt: skip
+        assert spec_id(drawn) == spec_id({**spec, "name": ""}), name
+        assert {k: drawn_train[k] for k in train} == train, name
+
+
+@pytest.mark.parametrize(
+    ("space", "dims", "size"),
+    [("image", 2, (28, 28)), ("mobile", 2, (32, 32)), ("residual_dense", 2, (16, 16)),
+     ("timeseries_1d", 1, (128,)), ("volume_3d", 3, (16, 16, 16))],
+)  # fmt: skip
+def test_the_inverse_recovers_what_the_sampler_drew(space, dims, size):
+    for seed in range(15):
+        trial = RandomTrial(seed)
+        try:
+            spec, train = sample(trial, space, dims=dims, channels=1, size=size, num_classes=5)
+        except ValueError:
+            continue  # over the space's limits
+        assert params_for(spec, train, space, num_classes=5) == trial.params
+
+
+def test_what_the_space_cannot_express_is_named():
+    _, spec, train = starting_points(2, 1, (28, 28))[0]  # a plain conv network
+    with pytest.raises(NotExpressible, match="stage1: block type 'conv' not offered"):
+        params_for(spec, train, "residual_dense", num_classes=10)
+    wide = {**spec, "stages": [{**spec["stages"][0], "out": 1000}, *spec["stages"][1:]]}
+    with pytest.raises(NotExpressible, match="stage1.width: 1000"):
+        params_for(wide, train, "image", num_classes=10)
+
+
+def test_queued_starts_come_first_and_are_not_queued_twice(tmp_path):
+    from dataclasses import replace
+
+    from nas.budget import parse_budget
+    from nas.config import DataInfo, SearchConfig
+    from nas.warm_start import enqueue
+
+    data = DataInfo("digits", None, 2, 1, (8, 8), 10, 1295, 143)
+    cfg = replace(SearchConfig(parse_budget("1m"), "digits", None, "image"), data=data)
+    study = optuna.create_study(direction="maximize")
+    first = enqueue(study, cfg, "image")
+    assert first.queued == ["plain_cnn", "resnet", "mobilenet_v2"] and not first.skipped
+    assert enqueue(study, cfg, "image").queued  # asked again (a resume): skipped by Optuna
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.user_attrs["warm_start"] for t in waiting] == first.queued
+    trial = study.ask()
+    assert trial.user_attrs["warm_start"] == "plain_cnn"
