@@ -135,6 +135,7 @@ class SearchConfig:
     storage: str = ""
     tracking_uri: str = ""
     ray_address: str | None = None
+    checkpoint_uri: str | None = None  # where Ray keeps trial checkpoints (every node reaches it)
     val_fraction: float = 0.1
     warm_start: str = "zoo"  # none | zoo | the name of another study in the same storage
     data: DataInfo | None = field(default=None, compare=False)
@@ -145,9 +146,15 @@ class SearchConfig:
         return self.workdir / self.name
 
     @property
-    def ray_dir(self) -> Path:
-        """Ray Tune's storage path (one experiment per study, named after it)."""
-        return (self.workdir / "ray").resolve()
+    def checkpoint_root(self) -> str:
+        """Ray Tune's storage path: ``--checkpoint-uri``, else ``<workdir>/ray`` (fine on one
+        machine, and on a cluster whose nodes all mount the workdir)."""
+        return self.checkpoint_uri or str((self.workdir / "ray").resolve())
+
+    @property
+    def experiment_path(self) -> str:
+        """Ray Tune's experiment of this study (a path or a URI)."""
+        return f"{self.checkpoint_root.rstrip('/')}/{self.name}"
 
     @property
     def metrics(self) -> list[str]:
@@ -179,6 +186,14 @@ def default_storage(workdir: Path) -> str:
 
 def default_tracking_uri(workdir: Path) -> str:
     return sqlite_url(workdir / "mlflow.db")
+
+
+def search_stores(workdir: Path, name: str) -> tuple[str | None, str | None]:
+    """(Optuna storage, MLflow tracking URI) the search ``name`` of ``workdir`` used, from
+    its search.json; None where there is no such search (or it used the default)."""
+    saved = load_saved(workdir, name) or {}
+    cfg = saved.get("config") or {}
+    return cfg.get("storage") or None, cfg.get("tracking_uri") or None
 
 
 #: Version of ``search.json``; files without one (before 0.2) are read as version 0.

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.budget import Budget, parse_budget
+from nas.cluster import probe_storage, resolve_checkpoint_uri
 from nas.config import (
     NAME_RE,
     DataInfo,
@@ -51,12 +52,12 @@ def probe_dataset(name: str, data_dir: str | None, val_fraction: float, seed: in
     import workers
 
     check_dataset_name(name, data_dir)
-    try:
-        ds = workers.load_dataset(name, data_dir, val_fraction=val_fraction, seed=seed)
-    except (ValueError, OSError) as exc:
-        raise UsageError(f"--dataset {name!r}: {exc}") from None
     resolved_dir = str(Path(data_dir).resolve()) if data_dir else None
     resolved_name = str(Path(name).resolve()) if Path(name).exists() else name
+    try:  # cached: the search hands this very dataset to its trials
+        ds = workers.get_dataset(resolved_name, resolved_dir, val_fraction=val_fraction, seed=seed)
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"--dataset {name!r}: {exc}") from None
     return DataInfo(
         name=resolved_name,
         data_dir=resolved_dir,
@@ -157,6 +158,7 @@ def prepare_search(
         budget, overrides = _fresh_settings(args)
         _check_warm_start(overrides["warm_start"], name, storage)
     _check_numbers(args, overrides)
+    _check_checkpoint_uri(overrides["checkpoint_uri"])
     check_dataset_name(overrides["dataset"], overrides["data_dir"])
     if on_checked is not None:
         on_checked()
@@ -192,6 +194,7 @@ def prepare_search(
         storage=storage,
         tracking_uri=tracking_uri,
         ray_address=args.ray_address,
+        checkpoint_uri=overrides["checkpoint_uri"],
         val_fraction=overrides["val_fraction"],
         warm_start=overrides.get("warm_start") or "none",
     )
@@ -201,7 +204,7 @@ def prepare_search(
 #: What a resumed search keeps from its first run (search.json), whatever the command says.
 KEPT_ON_RESUME = ("dataset", "data_dir", "space", "objectives", "max_params", "max_macs", "seed",
                   "sampler", "scheduler", "epochs", "grace_epochs", "val_fraction",
-                  "warm_start")  # fmt: skip
+                  "warm_start", "checkpoint_uri")  # fmt: skip
 
 
 def _resumed_settings(
@@ -219,7 +222,16 @@ def _resumed_settings(
             raise UsageError(
                 f"--budget {args.budget!r}: a trial budget cannot change on --resume (was {previous['budget']!r})"
             )
-    return new, {k: previous.get(k) for k in KEPT_ON_RESUME}
+    kept = {k: previous.get(k) for k in KEPT_ON_RESUME}
+    if (
+        args.checkpoint_uri
+        and resolve_checkpoint_uri(args.checkpoint_uri) != kept["checkpoint_uri"]
+    ):
+        raise UsageError(
+            f"--checkpoint-uri {args.checkpoint_uri!r}: on --resume the checkpoints stay where "
+            f"the search put them ({kept['checkpoint_uri'] or 'the workdir'})"
+        )
+    return new, kept
 
 
 def _fresh_settings(args: argparse.Namespace) -> tuple[Budget, dict[str, Any]]:
@@ -247,7 +259,20 @@ def _fresh_settings(args: argparse.Namespace) -> tuple[Budget, dict[str, Any]]:
         "grace_epochs": grace,
         "val_fraction": args.val_fraction,
         "warm_start": args.warm_start,
+        "checkpoint_uri": resolve_checkpoint_uri(args.checkpoint_uri)
+        if args.checkpoint_uri
+        else None,
     }
+
+
+def _check_checkpoint_uri(uri: str | None) -> None:
+    """The driver itself writes Ray's experiment state there: it must write and read it
+    (the cluster's nodes are checked once Ray is connected, :func:`check_nodes_reach`)."""
+    if uri is None:
+        return
+    problem = probe_storage(uri)
+    if problem:
+        raise UsageError(f"--checkpoint-uri {uri!r}: cannot write and read there ({problem})")
 
 
 def _check_warm_start(value: str, name: str, storage: str) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from mlflow.entities import Metric
 
 from nas import mlflow_store
-from nas.config import default_storage, default_tracking_uri, load_saved
+from nas.config import default_storage, default_tracking_uri, load_saved, search_stores
 from nas.errors import UsageError
 from nas.results import TrialRecord, handover_record, load_study, trial_records
 from nas.tracking import flatten, log_params
@@ -107,7 +107,7 @@ def retrain(
     cost = search_spaces.count(spec, data.num_classes)
     latency = workers.measure_latency(result.model, _input_shape(spec, data), device)
 
-    uri = tracking_uri or cfg.get("tracking_uri") or default_tracking_uri(workdir)
+    uri = tracking_uri or search_stores(workdir, name)[1] or default_tracking_uri(workdir)
     client = mlflow_store.client(uri)
     run_id, spec_id = _open_run(client, mlflow_store.experiment_id(client, name, uri), name, record)
     out_dir = workdir / name / "retrain" / f"trial-{record.trial:04d}-{run_id[:8]}"

@@ -16,7 +16,6 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
 
 # Quiet Ray's own console output: the live view is ours. Set before Ray is imported.
@@ -30,6 +29,7 @@ import ray  # noqa: E402
 from ray import tune  # noqa: E402
 
 from nas.calibration import plan_search, typical_draw  # noqa: E402
+from nas.cluster import check_nodes_reach, start_ray  # noqa: E402
 from nas.config import SearchConfig, load_saved, save_state  # noqa: E402
 from nas.events import SearchState  # noqa: E402
 from nas.live_view import LiveView  # noqa: E402
@@ -114,22 +114,6 @@ def make_scheduler(cfg: SearchConfig, plan: Plan) -> Any:
     return FIFOScheduler()
 
 
-def start_ray(address: str | None) -> None:
-    """Connect to ``--ray-address`` or start a local Ray sized to this machine."""
-    if ray.is_initialized():
-        return
-    kwargs: dict[str, Any] = {
-        "include_dashboard": False,
-        "log_to_driver": False,
-        "configure_logging": True,
-        "logging_level": logging.ERROR,
-    }
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
-
-
 def _concurrency(cfg: SearchConfig) -> int:
     if cfg.max_concurrent:
         return cfg.max_concurrent
@@ -143,7 +127,11 @@ def _concurrency(cfg: SearchConfig) -> int:
 
 def open_tracker(cfg: SearchConfig, space: Any) -> SearchTracker:
     """Create the workdir and the MLflow store, and draw the plan's typical architecture
-    (which warms the cost model up; all slow), so that callers can do it while Ray starts."""
+    (which warms the cost model up; all slow), so that callers can do it while Ray starts.
+    On a cluster (Ray connected) every node must first reach the checkpoints: nothing is
+    written before that is known."""
+    if cfg.ray_address:
+        check_nodes_reach(cfg.checkpoint_root)
     cfg.study_dir.mkdir(parents=True, exist_ok=True)
     tracker = SearchTracker(cfg.tracking_uri, cfg.name)
     typical_draw(cfg, space)  # warms the cost model up; the plan reuses the draw
@@ -156,12 +144,15 @@ def rdb_storage(url: str, attempts: int = 3) -> optuna.storages.RDBStorage:
     simply opens it again."""
     import sqlalchemy.exc
 
+    # A database server may restart under a long search: pooled connections are tested
+    # before use (pre-ping) and recycled, so a restart costs a reconnect, not the search.
+    engine = {} if url.startswith("sqlite") else {"pool_pre_ping": True, "pool_recycle": 300}
     for attempt in range(attempts - 1):
         try:
-            return optuna.storages.RDBStorage(url)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine)
         except sqlalchemy.exc.IntegrityError:
             time.sleep(0.2 * (attempt + 1))
-    return optuna.storages.RDBStorage(url)
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine)
 
 
 def open_study(cfg: SearchConfig) -> optuna.Study:
@@ -188,11 +179,10 @@ def run_search(
     ``tracker`` is :func:`open_tracker`'s, when the caller opened it already."""
     stream = stream or sys.stderr
     t0 = time.monotonic()
-    cfg.study_dir.mkdir(parents=True, exist_ok=True)
-    exp_path = cfg.ray_dir / cfg.name
+    exp_path = cfg.experiment_path
     # Ray restores an experiment only to finish the trials Ctrl-C left; a search that ended
     # (budget spent) goes on as a new Ray experiment over the same Optuna study.
-    restoring = cfg.resume and tune.Tuner.can_restore(str(exp_path)) and _interrupted(exp_path)
+    restoring = cfg.resume and tune.Tuner.can_restore(exp_path) and _interrupted(exp_path)
     devices = cfg.gpus_per_trial if cfg.budget.device == "gpu" else cfg.cpus_per_trial
     state = SearchState(
         cfg.budget,
@@ -201,8 +191,8 @@ def run_search(
         spent_before=spent_before,
     )
     saved_plan = (load_saved(cfg.workdir, cfg.name) or {}).get("plan") if cfg.resume else None
-    save_state(cfg, spent_before, "running", saved_plan)
     tracker = _start(cfg, space, tracker)
+    save_state(cfg, spent_before, "running", saved_plan)
     parent = tracker.start_search_run(cfg.to_json(), resume=cfg.resume)
     plan = _plan(cfg, space, state, saved_plan, tracker, stream)
     study, previous = _open_study(cfg, space, state, stream)
@@ -238,7 +228,7 @@ def run_search(
         spent=state.spent,
         parent_run_id=parent,
         seconds=time.monotonic() - t0,
-        experiment_path=str(exp_path),
+        experiment_path=exp_path,
     )
 
 
@@ -257,8 +247,12 @@ def _open_study(
 
 
 def _start(cfg: SearchConfig, space: Any, tracker: SearchTracker | None) -> SearchTracker:
-    """Start Ray and, unless the caller did, open the MLflow store side by side with it."""
-    if tracker is None:
+    """Start Ray and, unless the caller did, open the MLflow store side by side with it (on
+    a cluster after it: the nodes are checked first)."""
+    if tracker is None and cfg.ray_address:
+        start_ray(cfg.ray_address)
+        tracker = open_tracker(cfg, space)
+    elif tracker is None:
         with ThreadPoolExecutor(max_workers=1) as pool:
             opening = pool.submit(open_tracker, cfg, space)
             start_ray(cfg.ray_address)
@@ -325,18 +319,20 @@ def _tuner(
     space: Any,
     study: optuna.Study,
     previous: list[TrialRecord],
-    exp_path: Path,
+    exp_path: str,
     restoring: bool,
     plan: Plan,
 ) -> tune.Tuner:
-    """Ray's Tuner: restored to finish interrupted trials, or new over the study."""
+    """Ray's Tuner: restored to finish interrupted trials, or new over the study. The
+    dataset goes into Ray's object store once; trials on any node read it from there."""
     trainable = tune.with_resources(
-        train_trial, {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
+        tune.with_parameters(train_trial, data=_dataset(cfg)),
+        {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial},
     )
     if restoring:
         try:
             return tune.Tuner.restore(
-                str(exp_path), trainable=trainable, resume_unfinished=True, resume_errored=False
+                exp_path, trainable=trainable, resume_unfinished=True, resume_errored=False
             )
         except (ImportError, AttributeError, pickle.UnpicklingError) as exc:
             # Ray pickled the searcher, stopper and callbacks of another nas version: the
@@ -361,7 +357,7 @@ def _tuner(
         ),
         run_config=tune.RunConfig(
             name=cfg.name,
-            storage_path=str(cfg.ray_dir),
+            storage_path=cfg.checkpoint_root,
             stop=BudgetStopper(cfg.name),
             callbacks=[EventCallback(cfg.name)],
             failure_config=tune.FailureConfig(max_failures=2),
@@ -371,17 +367,27 @@ def _tuner(
     )
 
 
+def _dataset(cfg: SearchConfig) -> Any:
+    """The search's dataset on the CPU, as :func:`nas.prepare.probe_dataset` loaded it (a
+    cache hit in the driver)."""
+    import workers
+
+    return workers.get_dataset(
+        cfg.data.name, cfg.data.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed
+    )
+
+
 def trial_dirname(trial: Any) -> str:
     """Short trial folders named after the Optuna trial (Ray's default embeds the config)."""
     return f"trial_{int(trial.config.get('trial_number', 0)):04d}_{trial.trial_id}"
 
 
-def _interrupted(exp_path: Path) -> bool:
+def _interrupted(exp_path: str) -> bool:
     """True when the experiment still has trials Ray would resume (Ctrl-C, not the budget)."""
     try:
         from ray.tune import ExperimentAnalysis
 
-        analysis = ExperimentAnalysis(str(exp_path))
+        analysis = ExperimentAnalysis(exp_path)
     except (ValueError, OSError, ImportError, AttributeError, pickle.UnpicklingError):
         # no experiment state written, or one pickled by another nas version: not resumable
         return False

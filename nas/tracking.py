@@ -6,7 +6,8 @@ resumed search keeps writing into the runs it started, and ``nas leaderboard`` /
 find them.
 
 Tags: ``nas.role`` (search | trial | retrain), ``nas.study``, ``nas.trial`` (Optuna trial
-number), ``nas.ray_trial_id``, ``nas.status`` (the status table, :mod:`nas.status`),
+number), ``nas.ray_trial_id``, ``nas.node`` (the Ray node's IP that ran it last),
+``nas.status`` (the status table, :mod:`nas.status`),
 ``nas.reason``, ``nas.spec_id``; ``mlflow.parentRunId`` nests the trials under the search run.
 
 :class:`SearchTracker` subscribes to the search's events (:mod:`nas.events`): it imports
@@ -65,6 +66,7 @@ class SearchTracker:
         self.experiment_id = mlflow_store.experiment_id(self.client, study, tracking_uri)
         self.parent_run_id: str | None = None
         self._trial_runs: dict[int, str] = {}
+        self._nodes: dict[int, str] = {}
 
     # -- events ----------------------------------------------------------------------------
 
@@ -193,7 +195,7 @@ class SearchTracker:
 
     def log_epoch(self, number: int, result: dict[str, Any]) -> None:
         """One log_batch per report with every numeric metric of the result, at the step of
-        its fidelity (training samples seen)."""
+        its fidelity (training samples seen), and the node that ran it when that changed."""
         run_id = self._trial_runs.get(number)
         if run_id is None:
             return
@@ -204,8 +206,13 @@ class SearchTracker:
             for k, v in result.items()
             if k in _EPOCH_METRICS and isinstance(v, int | float) and v == v
         ]
-        if metrics:
-            self.client.log_batch(run_id, metrics=metrics)
+        node = result.get("node_ip")
+        tags = []
+        if node and self._nodes.get(number) != node:
+            self._nodes[number] = node
+            tags.append(RunTag("nas.node", str(node)))
+        if metrics or tags:
+            self.client.log_batch(run_id, metrics=metrics, tags=tags)
 
     def end_trial(
         self,

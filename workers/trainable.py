@@ -1,10 +1,11 @@
 """The Ray Tune function trainable: one trial = one architecture trained and reported per epoch.
 
-It reads only its ``config`` (see docs/INTERFACES.md): the spec, the training settings, a
-reference to the dataset and the fidelity: ``max_samples`` training samples, with a report
-after each of ``report_at``, and ``folds`` (k-fold evaluation on small data) -- the
-search's plan, :mod:`nas.plan`. The dataset is loaded once per
-worker process (Ray reuses the actor across trials) and kept on the device. A checkpoint
+It reads its ``config`` (see docs/INTERFACES.md): the spec, the training settings and the
+fidelity: ``max_samples`` training samples, with a report after each of ``report_at``, and
+``folds`` (k-fold evaluation on small data) -- the search's plan, :mod:`nas.plan`. The
+dataset comes from the driver through Ray's object store (``tune.with_parameters``), so a
+worker node needs no copy of the data files; called without it, the trial loads the dataset
+that ``config["dataset"]`` names (cached per worker process). A checkpoint
 goes with every epoch's report, so a trial that Ray retries after a worker failure resumes
 at its last epoch instead of starting again.
 """
@@ -19,7 +20,7 @@ import torch
 
 from search_spaces.scaling import scaled_size
 from workers.checkpoint import load_checkpoint, save_checkpoint
-from workers.data import get_dataset
+from workers.data import Dataset, get_dataset
 from workers.engine import train, train_folds
 from workers.latency import measure_latency
 from workers.settings import TrainSettings
@@ -32,11 +33,13 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() and torch.cuda.device_count() > 0 else "cpu"
 
 
-def _load(config: dict[str, Any], device: str) -> Any:
-    """The trial's data set (cached per worker process), with the trial's thread count."""
+def _load(config: dict[str, Any], data: Dataset | None, device: str) -> Dataset:
+    """The trial's data set on its device, with the trial's thread count."""
     threads = int(config.get("threads") or 0)
     if threads > 0:
         torch.set_num_threads(threads)
+    if data is not None:
+        return data.to(device)
     ds_ref = config["dataset"]
     return get_dataset(
         ds_ref["name"],
@@ -73,13 +76,13 @@ def _row(metrics: Any, static: dict[str, int]) -> dict[str, Any]:
     return row
 
 
-def train_trial(config: dict[str, Any]) -> None:
-    """Train ``config["spec"]`` and report at every point of the plan to Ray Tune (with a
-    checkpoint); the last report carries the status and the measured latency."""
+def train_trial(config: dict[str, Any], data: Dataset | None = None) -> None:
+    """Train ``config["spec"]`` on ``data`` and report at every point of the plan to Ray Tune
+    (with a checkpoint); the last report carries the status and the measured latency."""
     from ray import tune  # imported here so the engine stays importable without Ray
 
     device = _device()
-    data = _load(config, device)
+    data = _load(config, data, device)
     spec = config["spec"]
     cost = config.get("cost") or {}
     static = {"params": int(cost.get("params", 0)), "macs": int(cost.get("macs", 0))}

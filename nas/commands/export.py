@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from nas.config import default_tracking_uri
+from nas.config import default_tracking_uri, search_stores
 from nas.errors import UsageError
 
 EXIT_VERIFY = 1
@@ -82,8 +82,12 @@ def run(args: argparse.Namespace) -> int:
 
     formats = parse_formats(args.format)  # bad --format fails before anything is loaded
     workdir = Path(args.workdir)
-    tracking_uri = args.tracking_uri or default_tracking_uri(workdir)
-    if not args.checkpoint and not args.tracking_uri and not (workdir / "mlflow.db").is_file():
+    searched_uri = search_stores(workdir, args.name)[1]  # the search's MLflow server, if any
+    tracking_uri = args.tracking_uri or searched_uri or default_tracking_uri(workdir)
+    if (
+        not (args.checkpoint or args.tracking_uri or searched_uri)
+        and not (workdir / "mlflow.db").is_file()
+    ):
         raise UsageError(
             f"--workdir {str(workdir)!r}: no mlflow.db there; pass --checkpoint PATH or --tracking-uri"
         )

@@ -101,7 +101,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--tracking-uri", help="MLflow tracking URI (default: sqlite:///WORKDIR/mlflow.db)"
     )
-    p.add_argument("--ray-address", help="an existing Ray cluster (default: start a local Ray)")
+    p.add_argument(
+        "--ray-address",
+        help="HOST:PORT of an existing Ray cluster's head (default: start a local Ray); the "
+        "token comes from RAY_AUTH_MODE=token and RAY_AUTH_TOKEN, as on the nodes",
+    )
+    p.add_argument(
+        "--checkpoint-uri",
+        metavar="URI",
+        help="where trial checkpoints live: a path every Ray node mounts at the same place, or "
+        "s3:// / gs:// (default: WORKDIR/ray, which only this machine sees)",
+    )
     p.add_argument("--json", action="store_true", help="print the leaderboard as JSON at the end")
     p.set_defaults(func=run)
 
@@ -137,19 +147,26 @@ def run(args: argparse.Namespace) -> int:
 def _prepare_while_ray_starts(args: argparse.Namespace):
     """Validate the input (every UsageError happens here, before any write), starting Ray
     in the main thread as soon as only the slow loading of the dataset and space is left;
-    once all is valid, the MLflow store opens in the same background thread."""
+    once all is valid, the MLflow store opens in the same background thread (on a cluster,
+    only once Ray is connected and every node reaches the checkpoints)."""
     import threading
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import Future, ThreadPoolExecutor
 
     checked = threading.Event()
+    ray_started: Future[None] = Future()
     with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(_prepare_and_open, args, checked.set)
+        future = pool.submit(_prepare_and_open, args, checked.set, ray_started)
         while not checked.wait(0.05) and not future.done():
             pass
         if checked.is_set():
-            from nas.search import start_ray
+            from nas.cluster import start_ray
 
-            start_ray(args.ray_address)
+            try:
+                start_ray(args.ray_address)
+            except BaseException as exc:
+                ray_started.set_exception(exc)
+                raise
+            ray_started.set_result(None)
         try:
             return future.result()
         except BaseException:
@@ -160,9 +177,11 @@ def _prepare_while_ray_starts(args: argparse.Namespace):
             raise
 
 
-def _prepare_and_open(args: argparse.Namespace, on_checked):
+def _prepare_and_open(args: argparse.Namespace, on_checked, ray_started):
     from nas.prepare import prepare_search
     from nas.search import open_tracker
 
     cfg, space, spent = prepare_search(args, on_checked)
+    if cfg.ray_address:
+        ray_started.result()  # open_tracker checks the cluster's nodes first
     return cfg, space, spent, open_tracker(cfg, space)

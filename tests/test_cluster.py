@@ -1,0 +1,200 @@
+"""A real multi-node Ray cluster on this machine: a head and a worker node, each a host of its
+own (a network namespace on a bridge), Optuna on a PostgreSQL server the test owns, MLflow
+on an ``mlflow server --serve-artifacts``. The worker node sees neither the checkout, nor
+the data, nor the driver's workdir (empty tmpfs over them in its own mount namespace): the
+code reaches it through Ray's runtime_env, the data through the object store, and trial
+checkpoints go to a ``--checkpoint-uri`` that both nodes mount. The driver runs on the head
+node, as a RayJob entrypoint does.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from servers import (
+    MlflowServer,
+    NamespaceCluster,
+    PrivatePostgres,
+    hidden_from_workers,
+    namespaces_unavailable,
+    postgres_bin,
+)
+from test_search_e2e import assert_stores_agree
+
+pytestmark = pytest.mark.slow
+
+NAS = [sys.executable, "-m", "nas"]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, shared_data):
+    """(cluster, postgres, mlflow server, driver workdir, dataset path), torn down after."""
+    reason = namespaces_unavailable()
+    if reason:
+        pytest.skip(reason)
+    if postgres_bin() is None:
+        pytest.skip("no PostgreSQL binaries under /usr/lib/postgresql/*/bin")
+    workdir = tmp_path_factory.mktemp("driver")
+    dataset = shared_data / "ucr" / "GunPoint"
+    c = NamespaceCluster(workers=1, cpus_per_node=1)
+    pg = mlflow = None
+    try:
+        c.up()
+        pg = PrivatePostgres(host=c.host_ip)
+        pg.start()
+        mlflow = MlflowServer(c.root / "mlflow-server", host=c.host_ip)
+        mlflow.start()
+        c.start_head()
+        c.start_worker("w1", hidden=hidden_from_workers(shared_data, workdir))
+        yield c, pg, mlflow, workdir, dataset
+    finally:
+        if mlflow is not None:
+            mlflow.stop()
+        if pg is not None:
+            pg.remove()
+        c.down()
+
+
+def _search(c: NamespaceCluster, *argv: str, env: dict[str, str] | None = None):
+    return c.run(
+        "head",
+        [*NAS, "search", *argv],
+        env=c.env if env is None else env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.strip()]
+
+
+def test_search_runs_on_both_nodes_then_retrains_and_exports(cluster):
+    c, pg, mlflow, workdir, dataset = cluster
+    checkpoints = c.root / "shared-checkpoints"
+    done = _search(
+        c,
+        "--budget", "6trials", "--epochs", "2", "--grace-epochs", "1",
+        "--dataset", str(dataset), "--workdir", str(workdir), "--name", "cluster",
+        "--storage", pg.url, "--tracking-uri", mlflow.url,
+        "--ray-address", c.ray_address, "--checkpoint-uri", str(checkpoints),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    study = optuna.load_study(study_name="cluster", storage=pg.url)
+    client = MlflowClient(mlflow.url)
+    exp = client.get_experiment_by_name("cluster")
+    runs = {
+        int(r.data.tags["nas.trial"]): r
+        for r in client.search_runs(
+            [exp.experiment_id], filter_string="tags.`nas.role` = 'trial'", max_results=1000
+        )
+    }
+    assert_stores_agree(study, runs)
+    nodes = {r.data.tags.get("nas.node") for r in runs.values() if "nas.node" in r.data.tags}
+    assert nodes == {c.ip("head"), c.ip("w1")}, nodes
+    # Ray's experiment and the trials' checkpoints are on the shared storage, not the workdir
+    assert (checkpoints / "cluster").is_dir()
+    assert not (workdir / "ray").exists()
+
+    retrain = subprocess.run(
+        [
+            *NAS,
+            "retrain",
+            "--workdir",
+            str(workdir),
+            "--name",
+            "cluster",
+            "--best",
+            "--epochs",
+            "3",
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert retrain.returncode == 0, retrain.stderr[-3000:]
+    export = subprocess.run(
+        [
+            *NAS,
+            "export",
+            "--workdir",
+            str(workdir),
+            "--name",
+            "cluster",
+            "--best",
+            "--format",
+            "onnx,torchscript",
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert export.returncode == 0, export.stderr[-3000:]
+    assert client.search_model_versions("name = 'nas-cluster'"), "the export was not registered"
+
+
+def test_a_node_without_the_checkpoint_storage_stops_the_search_before_any_write(cluster):
+    c, pg, mlflow, workdir, dataset = cluster
+    # the driver's workdir is an empty tmpfs on the worker node: it cannot see the probe
+    private = workdir / "not-shared"
+    done = _search(
+        c,
+        "--budget", "2trials", "--dataset", str(dataset), "--workdir", str(workdir),
+        "--name", "unshared", "--storage", pg.url, "--tracking-uri", mlflow.url,
+        "--ray-address", c.ray_address, "--checkpoint-uri", str(private),
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-3000:]
+    lines = _error_lines(done.stderr)
+    assert len(lines) == 1, lines
+    assert c.ip("w1") in lines[0] and str(private) in lines[0]
+    assert "unshared" not in optuna.get_all_study_names(storage=pg.url)
+    assert MlflowClient(mlflow.url).get_experiment_by_name("unshared") is None
+    assert not (workdir / "unshared").exists()
+
+
+def test_a_driver_without_the_token_is_told_what_to_set(cluster):
+    c, pg, mlflow, workdir, dataset = cluster
+    env = {k: v for k, v in c.env.items() if not k.startswith("RAY_AUTH")}
+    done = _search(
+        c,
+        "--budget", "2trials", "--dataset", str(dataset), "--workdir", str(workdir),
+        "--name", "no-token", "--storage", pg.url, "--tracking-uri", mlflow.url,
+        "--ray-address", c.ray_address, "--checkpoint-uri", str(c.root / "shared-checkpoints"),
+        env=env,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-3000:]
+    lines = _error_lines(done.stderr)
+    assert len(lines) == 1, lines
+    assert "RAY_AUTH_MODE=token" in lines[0] and "RAY_AUTH_TOKEN" in lines[0]
+    assert "no-token" not in optuna.get_all_study_names(storage=pg.url)
+    assert not (workdir / "no-token").exists()
+
+
+def test_checkpoint_uri_is_checked_before_anything_starts(tmp_path):
+    """Without a cluster: a URI of an unknown scheme, or a path this driver cannot write."""
+    for uri, expected in (("foo://bucket/x", "Unrecognized"), ("/proc/nas-x", "cannot write")):
+        done = subprocess.run(
+            [
+                *NAS,
+                "search",
+                "--budget",
+                "1trials",
+                "--workdir",
+                str(tmp_path / "w"),
+                "--checkpoint-uri",
+                uri,
+            ],  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        lines = _error_lines(done.stderr)
+        assert done.returncode == 2 and len(lines) == 1, (uri, lines)
+        assert uri in lines[0] and expected in lines[0]
+        assert not (tmp_path / "w").exists()
