@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from nas.config import DEFAULT_NAME, DEFAULT_WORKDIR, SAMPLERS, SCHEDULERS
@@ -97,20 +98,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-concurrent", type=int, help="trials at once (default: what the resources allow)"
     )
-    p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///WORKDIR/optuna.db)")
     p.add_argument(
-        "--tracking-uri", help="MLflow tracking URI (default: sqlite:///WORKDIR/mlflow.db)"
+        "--storage",
+        default=os.environ.get("NAS_STORAGE"),
+        help="Optuna storage URL (default: $NAS_STORAGE, else sqlite:///WORKDIR/optuna.db)",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        default=os.environ.get("MLFLOW_TRACKING_URI"),
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///WORKDIR/mlflow.db)",
     )
     p.add_argument(
         "--ray-address",
-        help="HOST:PORT of an existing Ray cluster's head (default: start a local Ray); the "
-        "token comes from RAY_AUTH_MODE=token and RAY_AUTH_TOKEN, as on the nodes",
+        default=os.environ.get("RAY_ADDRESS"),
+        help="HOST:PORT of an existing Ray cluster's head (default: $RAY_ADDRESS, else start "
+        "a local Ray); the token comes from RAY_AUTH_MODE=token and RAY_AUTH_TOKEN, as on "
+        "the nodes",
     )
     p.add_argument(
         "--checkpoint-uri",
         metavar="URI",
+        default=os.environ.get("NAS_CHECKPOINT_URI"),
         help="where trial checkpoints live: a path every Ray node mounts at the same place, or "
-        "s3:// / gs:// (default: WORKDIR/ray, which only this machine sees)",
+        "s3:// / gs:// (default: $NAS_CHECKPOINT_URI, else WORKDIR/ray, which only this "
+        "machine sees)",
     )
     p.add_argument("--json", action="store_true", help="print the leaderboard as JSON at the end")
     p.set_defaults(func=run)
