@@ -33,6 +33,14 @@ class TrialStarted:
 
 
 @dataclass(frozen=True)
+class TrialRecovered:
+    """A trial's worker died (process or node); Ray retries it from its last checkpoint."""
+
+    number: int
+    failures: int
+
+
+@dataclass(frozen=True)
 class EpochReported:
     """The worker reported a fidelity point (``samples`` trained) with its metrics."""
 
@@ -88,6 +96,14 @@ class TrialCancelled(TrialNeverRan):
 
 
 @dataclass(frozen=True)
+class TrialLost(TrialNeverRan):
+    """A trial found RUNNING by a later driver: the driver that ran it was killed before Ray
+    saved it, so it cannot be resumed."""
+
+    status: TrialStatus = TrialStatus.DRIVER_LOST
+
+
+@dataclass(frozen=True)
 class Progress:
     """Ray finished a scheduling step; ``running`` trials are training now."""
 
@@ -96,6 +112,7 @@ class Progress:
 
 Event = (
     TrialStarted
+    | TrialRecovered
     | EpochReported
     | TrialEnded
     | TrialReused
@@ -110,8 +127,9 @@ class SearchState:
     """The state of one running search in the driver: budget spent, counters, best value.
 
     ``spent_before`` is what earlier runs of the study spent (``--resume``), in the budget's
-    unit; wall-clock time counts from :attr:`started`, device time from the reported
-    ``time_this_iter_s`` of every step times the devices a trial holds.
+    unit; wall-clock time counts from :meth:`start_clock` (when Ray starts running trials:
+    start-up, the plan's timed step and the warm start are not counted), device time from
+    the reported ``time_this_iter_s`` of every step times the devices a trial holds.
     """
 
     budget: Budget
@@ -119,10 +137,12 @@ class SearchState:
     metric: str = "val_acc"
     chance: float = 0.0  # a completed trial at or below this accuracy is diverged
     spent_before: float = 0.0
-    started: float = field(default_factory=time.monotonic)
+    started: float | None = None
     device_seconds: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)
     trials_started: int = 0
+    recoveries: int = 0
+    stop_reason: str | None = None  # set to stop the search before its budget (disk full)
     running: int = 0
     best: float | None = None
     gave_up: str | None = None  # why the searcher stopped proposing trials, if it did
@@ -144,8 +164,11 @@ class SearchState:
 
     def _apply(self, event: Event) -> None:
         if isinstance(event, TrialStarted):
-            self.trials_started += 1
+            if event.number not in self.started_numbers:  # a retried trial starts again
+                self.trials_started += 1
             self.started_numbers.add(event.number)
+        elif isinstance(event, TrialRecovered):
+            self.recoveries += 1
         elif isinstance(event, EpochReported):
             self._apply_result(event.result)
         elif isinstance(event, TrialEnded | TrialReused | TrialNeverRan):
@@ -168,9 +191,14 @@ class SearchState:
 
     # -- budget ----------------------------------------------------------------------------
 
+    def start_clock(self) -> None:
+        """Wall-clock budgets count from now (Ray is about to run trials)."""
+        if self.started is None:
+            self.started = time.monotonic()
+
     @property
     def wall_seconds(self) -> float:
-        return time.monotonic() - self.started
+        return 0.0 if self.started is None else time.monotonic() - self.started
 
     @property
     def spent(self) -> float:
@@ -181,9 +209,16 @@ class SearchState:
             return self.spent_before + self.wall_seconds
         return self.spent_before
 
+    @property
+    def stopped_why(self) -> str | None:
+        """Why the search is stopping every trial now (the budget, or :attr:`stop_reason`)."""
+        if self.stop_reason:
+            return self.stop_reason
+        return "the budget ran out" if self.budget_spent.is_set() else None
+
     def check_budget(self) -> bool:
-        """True (and remembered) once a wall-clock or device budget is spent; a trial budget
-        is Ray's ``num_samples`` and never ends here."""
+        """True (and remembered) once a wall-clock or device budget is spent, or the search
+        must stop early (:attr:`stop_reason`); a trial budget is Ray's ``num_samples``."""
         if self.budget.kind != "trials" and self.spent >= self.budget.amount:
             self.budget_spent.set()
-        return self.budget_spent.is_set()
+        return self.budget_spent.is_set() or self.stop_reason is not None

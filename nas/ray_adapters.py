@@ -14,7 +14,14 @@ from typing import Any
 
 from ray.tune import Callback, Stopper
 
-from nas.events import EpochReported, Progress, SearchState, TrialEnded, TrialStarted
+from nas.events import (
+    EpochReported,
+    Progress,
+    SearchState,
+    TrialEnded,
+    TrialRecovered,
+    TrialStarted,
+)
 from nas.status import classify
 
 _ACTIVE: dict[str, SearchState] = {}
@@ -56,6 +63,11 @@ class EventCallback(Callback):
         if state is not None:
             state.emit(EpochReported(trial_number(trial), result))
 
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        state = active(self.study)
+        if state is not None:
+            state.emit(TrialRecovered(trial_number(trial), int(trial.num_failures)))
+
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._ended(trial, error=False)
 
@@ -66,9 +78,7 @@ class EventCallback(Callback):
         state = active(self.study)
         if state is None:
             return
-        status, reason = classify(
-            trial.last_result, error, state.budget_spent.is_set(), state.chance
-        )
+        status, reason = classify(trial.last_result, error, state.stopped_why, state.chance)
         error_file = getattr(trial, "error_file", None) if error else None
         extra = {"error_file": error_file} if error_file else None
         state.emit(TrialEnded(trial_number(trial), status, reason, extra))

@@ -66,7 +66,7 @@ def load_study(storage: str, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage)
 
 
-def _status(t: optuna.trial.FrozenTrial) -> str:
+def stored_status(t: optuna.trial.FrozenTrial) -> str:
     """The trial's status as stored (``duplicate`` read as ``reused``); a trial without one
     is running, or, closed FAIL by a later driver, lost with the driver that ran it."""
     stored = TrialStatus.parse(t.user_attrs.get("status"))
@@ -87,7 +87,7 @@ def _record(t: optuna.trial.FrozenTrial) -> TrialRecord:
         value = a.get("val_acc")
         if value is None and t.intermediate_values:
             value = t.intermediate_values[max(t.intermediate_values)]
-    status = _status(t)
+    status = stored_status(t)
     return TrialRecord(
         trial=t.number,
         state=t.state.name,

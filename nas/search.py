@@ -32,6 +32,7 @@ from nas.calibration import plan_search, typical_draw  # noqa: E402
 from nas.cluster import check_nodes_reach, start_ray  # noqa: E402
 from nas.config import SearchConfig, load_saved, save_state  # noqa: E402
 from nas.events import SearchState  # noqa: E402
+from nas.ledger import Ledger, is_disk_full  # noqa: E402
 from nas.live_view import LiveView  # noqa: E402
 from nas.plan import Plan  # noqa: E402
 from nas.ray_adapters import BudgetStopper, EventCallback, activate  # noqa: E402
@@ -53,7 +54,9 @@ logging.getLogger("mlflow").setLevel(logging.WARNING)
 class SearchOutcome:
     """How a search ended and what it left behind."""
 
-    status: str  # "finished" (budget spent or trials done) or "interrupted"
+    # "finished" (budget spent or trials done), "interrupted" (Ctrl-C) or "stopped" (early,
+    # for extra["stop_reason"], e.g. a full disk)
+    status: str
     records: list[TrialRecord]
     spent: float
     parent_run_id: str | None
@@ -197,10 +200,11 @@ def run_search(
     plan = _plan(cfg, space, state, saved_plan, tracker, stream)
     study, previous = _open_study(cfg, space, state, stream)
     live = LiveView(state, stream=stream, trials_before=0 if restoring else _evaluated(previous))
-    state.subscribe(tracker.handle)
-    state.subscribe(live.handle)
+    ledger = Ledger(cfg, state, plan.to_json())
+    for handler in (tracker.handle, live.handle, ledger.handle):
+        state.subscribe(handler)
     activate(cfg.name, state)
-    status = "finished"
+    status = "interrupted"  # until fit returns: Ctrl-C leaves it so
     try:
         tuner = _tuner(cfg, space, study, previous, exp_path, restoring, plan)
         stream.write(
@@ -208,17 +212,10 @@ def run_search(
             f"{cfg.data.num_classes} classes), budget {cfg.budget.text}"
             f"{', resumed' if cfg.resume else ''}; MLflow run {parent}\n"
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tuner.fit()
-        if _interrupted(exp_path):
-            status = "interrupted"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
+        status = _fit(tuner, state, ledger, cfg)
     finally:
         live.draw(final=True)
-        records = _finish(cfg, state, study, tracker, status, plan)
+        records = _finish(state, study, tracker, status, ledger)
         activate(cfg.name, None)
     if state.gave_up:
         stream.write(f"nas: the search stopped early: {state.gave_up}\n")
@@ -229,7 +226,25 @@ def run_search(
         parent_run_id=parent,
         seconds=time.monotonic() - t0,
         experiment_path=exp_path,
+        extra={"stop_reason": state.stop_reason} if state.stop_reason else {},
     )
+
+
+def _fit(tuner: tune.Tuner, state: SearchState, ledger: Ledger, cfg: SearchConfig) -> str:
+    """Run Ray's trials; how they ended: finished, interrupted (Ctrl-C, trials left for
+    ``--resume``) or stopped (early, for :attr:`SearchState.stop_reason`: a full disk)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state.start_clock()
+            tuner.fit()
+    except Exception as exc:  # a store that cannot write any more stops the search cleanly
+        if not is_disk_full(exc):
+            raise
+        ledger.disk_full(cfg.workdir)
+    if state.stop_reason:
+        return "stopped"
+    return "interrupted" if _interrupted(cfg.experiment_path) else "finished"
 
 
 def _open_study(
@@ -279,21 +294,41 @@ def _plan(
 
 
 def _finish(
-    cfg: SearchConfig,
     state: SearchState,
     study: optuna.Study,
     tracker: SearchTracker,
     status: str,
-    plan: Plan,
+    ledger: Ledger,
 ) -> list[TrialRecord]:
-    """Close what is still open, save the spent budget and close the search run."""
+    """Close what is still open, save the spent budget and close the search run. When the
+    search stopped for a full disk, writes that still fail are given up: each store keeps
+    what it had (a transaction is whole or absent), and ``--resume`` closes the rest."""
+    try:
+        _close(state, study, tracker, status, ledger)
+    except Exception:
+        if state.stop_reason is None:
+            raise
+        logger.debug("closing writes failed after: %s", state.stop_reason, exc_info=True)
+    finally:
+        ledger.close()
+    return trial_records(study)
+
+
+def _close(
+    state: SearchState,
+    study: optuna.Study,
+    tracker: SearchTracker,
+    status: str,
+    ledger: Ledger,
+) -> None:
     if status == "interrupted":  # Optuna keeps them RUNNING: --resume goes on
         tracker.mark_unfinished("interrupted; --resume continues it")
     else:
-        tracker.mark_unfinished("the budget ran out")
         close_open_trials(state, study)
+        tracker.mark_unfinished(state.stopped_why or "the budget ran out")
     records = trial_records(study)
-    save_state(cfg, state.spent, status, plan.to_json())
+    tracker.reconcile(records)
+    ledger.save(status)
     best = best_record(records)
     summary = {
         "trials": float(len(records)),
@@ -305,7 +340,6 @@ def _finish(
         summary,
         [r.to_json() for r in records],
     )
-    return records
 
 
 def _evaluated(records: list[TrialRecord]) -> int:

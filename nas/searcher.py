@@ -27,7 +27,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from nas.events import SearchState, TrialCancelled, TrialRejected, TrialReused
+from nas.events import SearchState, TrialCancelled, TrialLost, TrialRejected, TrialReused
 from nas.ray_adapters import active
 from nas.status import TrialStatus, classify, row
 
@@ -172,7 +172,7 @@ class NasSearcher(Searcher):
         if trial is None:
             return
         state = self._state()
-        spent = state is not None and state.budget_spent.is_set()
+        spent = state.stopped_why if state is not None else None
         chance = state.chance if state is not None else 0.0
         status, reason = classify(result, error, spent, chance)
         result = result or {}
@@ -223,7 +223,9 @@ def close_open_trials(state: SearchState, study: optuna.Study) -> None:
         trial = state.open_trials.pop(frozen.number, None)
         config = state.open_configs.pop(frozen.number, {})
         if trial is None:
+            reason = "its driver stopped (killed, or a full disk) before Ray saved the trial"
             study.tell(frozen.number, state=TrialState.FAIL)
+            state.emit(TrialLost(frozen.number, _config_of(frozen), reason))
             continue
         started = frozen.number in state.started_numbers
         reason = (
@@ -238,3 +240,16 @@ def close_open_trials(state: SearchState, study: optuna.Study) -> None:
         study.tell(trial, state=TrialState.PRUNED)
         if not started:
             state.emit(TrialCancelled(frozen.number, config, reason))
+
+
+def _config_of(frozen: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """What MLflow records of a trial's config, from the user attributes the sampler set
+    (:mod:`nas.sampling`): for a trial whose driver died before Ray kept its config."""
+    attrs = frozen.user_attrs
+    return {
+        "spec": attrs.get("spec", {}),
+        "train": attrs.get("train", {}),
+        "spec_id": attrs.get("spec_id", ""),
+        "cost": {"params": attrs.get("params", 0), "macs": attrs.get("macs", 0)},
+        "warm_start": attrs.get("warm_start"),
+    }

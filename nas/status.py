@@ -69,14 +69,15 @@ def chance_level(num_classes: int) -> float:
 def classify(
     result: dict[str, Any] | None,
     error: bool,
-    budget_spent: bool,
+    budget_spent: bool | str | None,
     chance: float = 0.0,
 ) -> tuple[TrialStatus, str | None]:
     """(status, reason) of a trial that Ray has finished, from its last reported result.
 
     A trial completed when its worker reported ``completed``: it trained to the plan's full
-    fidelity. ``error``: Ray gave up on the trial after its retries; ``budget_spent``: the search's
-    budget had run out when the trial ended (so Ray stopped it, not the scheduler);
+    fidelity. ``error``: Ray gave up on the trial after its retries; ``budget_spent``: the search
+    was stopping every trial when it ended (so Ray stopped it, not the scheduler): True when
+    the budget ran out, or the reason it stopped early (:attr:`SearchState.stopped_why`);
     ``chance``: a trial that trained to the end at or below this accuracy is ``diverged``.
     """
     if error:
@@ -92,5 +93,5 @@ def classify(
             return S.DIVERGED, f"val_acc {float(result['val_acc']):.4f} is no better than chance"
         return S.COMPLETED, None
     if budget_spent:
-        return S.STOPPED, "the budget ran out"
+        return S.STOPPED, budget_spent if isinstance(budget_spent, str) else "the budget ran out"
     return S.PRUNED, f"stopped by the scheduler after {result.get('samples', 0):,} samples"

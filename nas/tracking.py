@@ -7,6 +7,7 @@ find them.
 
 Tags: ``nas.role`` (search | trial | retrain), ``nas.study``, ``nas.trial`` (Optuna trial
 number), ``nas.ray_trial_id``, ``nas.node`` (the Ray node's IP that ran it last),
+``nas.note`` (what the worker had to say, e.g. a refused checkpoint), ``nas.recoveries`` (times its worker died and Ray resumed it from its checkpoint),
 ``nas.status`` (the status table, :mod:`nas.status`),
 ``nas.reason``, ``nas.spec_id``; ``mlflow.parentRunId`` nests the trials under the search run.
 
@@ -28,6 +29,7 @@ from nas.events import (
     EpochReported,
     TrialEnded,
     TrialNeverRan,
+    TrialRecovered,
     TrialReused,
     TrialStarted,
 )
@@ -66,7 +68,7 @@ class SearchTracker:
         self.experiment_id = mlflow_store.experiment_id(self.client, study, tracking_uri)
         self.parent_run_id: str | None = None
         self._trial_runs: dict[int, str] = {}
-        self._nodes: dict[int, str] = {}
+        self._tags: dict[tuple[int, str], str] = {}  # the last node / note tagged per trial
 
     # -- events ----------------------------------------------------------------------------
 
@@ -77,6 +79,12 @@ class SearchTracker:
     @handle.register
     def _(self, event: TrialStarted) -> None:
         self.trial_run(event.number, event.config, ray_trial_id=event.ray_trial_id)
+
+    @handle.register
+    def _(self, event: TrialRecovered) -> None:
+        run_id = self._trial_runs.get(event.number)
+        if run_id is not None:
+            self.client.set_tag(run_id, "nas.recoveries", str(event.failures))
 
     @handle.register
     def _(self, event: EpochReported) -> None:
@@ -195,7 +203,8 @@ class SearchTracker:
 
     def log_epoch(self, number: int, result: dict[str, Any]) -> None:
         """One log_batch per report with every numeric metric of the result, at the step of
-        its fidelity (training samples seen), and the node that ran it when that changed."""
+        its fidelity (training samples seen), and, when they change, the node that ran it and the
+        worker's note (a refused checkpoint)."""
         run_id = self._trial_runs.get(number)
         if run_id is None:
             return
@@ -206,11 +215,12 @@ class SearchTracker:
             for k, v in result.items()
             if k in _EPOCH_METRICS and isinstance(v, int | float) and v == v
         ]
-        node = result.get("node_ip")
         tags = []
-        if node and self._nodes.get(number) != node:
-            self._nodes[number] = node
-            tags.append(RunTag("nas.node", str(node)))
+        for key, tag in (("node_ip", "nas.node"), ("note", "nas.note")):
+            value = result.get(key)
+            if value and self._tags.get((number, tag)) != value:
+                self._tags[(number, tag)] = value
+                tags.append(RunTag(tag, str(value)[:5000]))
         if metrics or tags:
             self.client.log_batch(run_id, metrics=metrics, tags=tags)
 
@@ -232,6 +242,33 @@ class SearchTracker:
             tags.append(RunTag(f"nas.{k}", str(v)))
         self.client.log_batch(run_id, tags=tags)
         self.client.set_terminated(run_id, status=row(status).mlflow)
+
+    def reconcile(self, records: list[Any]) -> int:
+        """Make MLflow agree with Optuna (the source of truth) on every finished trial of
+        ``records`` (:class:`nas.results.TrialRecord`): a driver killed between its writes to
+        the two stores leaves them apart, and the next run that ends mends it. Returns how
+        many runs it changed."""
+        changed = 0
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{self.parent_run_id}'",
+            max_results=50000,
+        )
+        by_number = {int(r.data.tags["nas.trial"]): r for r in runs if "nas.trial" in r.data.tags}
+        for record in records:
+            status = TrialStatus.parse(record.status)
+            if status is None or status == TrialStatus.RUNNING:
+                continue
+            run = by_number.get(record.trial)
+            if run is not None and run.data.tags.get("nas.status") == status.value:
+                continue
+            if run is None:
+                cost = {"params": record.params or 0, "macs": record.macs or 0}
+                config = {"spec": record.spec or {}, "train": record.train or {}}
+                self.trial_run(record.trial, config | {"spec_id": record.spec_id, "cost": cost})
+            self.end_trial(record.trial, status, record.reason)
+            changed += 1
+        return changed
 
     def mark_unfinished(self, reason: str) -> int:
         """Runs of this search still RUNNING (budget spent, Ctrl-C) end ``stopped``, with

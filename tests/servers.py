@@ -274,19 +274,24 @@ class NamespaceCluster:
         if done.returncode != 0:
             raise RuntimeError(f"ray start on {node} failed: {done.stderr[-2000:]}")
 
+    def kill_node(self, node: str) -> None:
+        """SIGKILL every process of ``node`` (its raylet, workers, ...): the host is lost."""
+        ns = self.netns(node)
+        for _ in range(3):
+            pids = _netns_pids(ns)
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.5)
+
     def down(self) -> None:
         """Kill every process in the namespaces, delete them and the bridge (idempotent)."""
         for ns in self._made:
-            for _ in range(3):
-                pids = _netns_pids(ns)
-                if not pids:
-                    break
-                for pid in pids:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                time.sleep(0.5)
+            self.kill_node(ns.removeprefix(f"{self.prefix}-"))
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         self._made.clear()
         if self._made_bridge:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import optuna
 import pytest
@@ -174,6 +175,50 @@ def test_a_driver_without_the_token_is_told_what_to_set(cluster):
     assert "RAY_AUTH_MODE=token" in lines[0] and "RAY_AUTH_TOKEN" in lines[0]
     assert "no-token" not in optuna.get_all_study_names(storage=pg.url)
     assert not (workdir / "no-token").exists()
+
+
+def test_a_lost_worker_node_reschedules_its_trials_on_the_head(cluster):
+    """Chaos: the worker node's host dies mid-search (every process of it SIGKILLed). Its
+    trials are retried on the head from their checkpoints on the shared storage. Last in
+    this module: the node stays dead."""
+    c, pg, mlflow, workdir, dataset = cluster
+    driver = c.popen(
+        "head",
+        [*NAS, "search", "--budget", "4trials", "--epochs", "6", "--scheduler", "none",
+         "--warm-start", "none", "--dataset", str(dataset), "--workdir", str(workdir),
+         "--name", "lost-node", "--storage", pg.url, "--tracking-uri", mlflow.url,
+         "--ray-address", c.ray_address, "--checkpoint-uri", str(c.root / "shared-checkpoints")],
+        env=c.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    client = MlflowClient(mlflow.url)
+
+    def on_worker() -> list:
+        exp = client.get_experiment_by_name("lost-node")
+        if exp is None:
+            return []
+        runs = client.search_runs([exp.experiment_id], "tags.`nas.role` = 'trial'")
+        return [r for r in runs if r.data.tags.get("nas.node") == c.ip("w1")]
+
+    deadline = time.monotonic() + 300
+    while not on_worker() and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert on_worker(), "no trial reported from the worker node"
+    c.kill_node("w1")
+    out, err = driver.communicate(timeout=600)
+    assert driver.returncode == 0, err[-3000:]
+
+    study = optuna.load_study(study_name="lost-node", storage=pg.url)
+    exp = client.get_experiment_by_name("lost-node")
+    runs = {
+        int(r.data.tags["nas.trial"]): r
+        for r in client.search_runs([exp.experiment_id], "tags.`nas.role` = 'trial'")
+    }
+    assert_stores_agree(study, runs)
+    moved = [r for r in runs.values() if "nas.recoveries" in r.data.tags]
+    assert moved, "no trial was retried after the node died"
+    for run in moved:
+        assert run.data.tags["nas.node"] == c.ip("head")
+        assert run.data.tags["nas.status"] in ("completed", "diverged"), run.data.tags
 
 
 def test_checkpoint_uri_is_checked_before_anything_starts(tmp_path):

@@ -20,6 +20,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from nas.cli import main
+from nas.results import stored_status
 
 pytestmark = pytest.mark.slow
 
@@ -51,10 +52,10 @@ def assert_stores_agree(study: optuna.Study, runs: dict[int, object]) -> None:
     assert sorted(t.number for t in trials) == sorted(runs)
     for t in trials:
         run = runs[t.number]
-        status = t.user_attrs.get("status")
+        status = stored_status(t)  # as the leaderboard reads it
         if t.state.name != "RUNNING":
             assert run.data.tags["nas.status"] == status, (t.number, status, run.data.tags)
-        assert run.data.tags["nas.spec_id"] == t.user_attrs["spec_id"]
+        assert run.data.tags["nas.spec_id"] == t.user_attrs.get("spec_id", "")
         if t.state.name == "COMPLETE" and status == "completed":
             assert run.data.metrics["val_acc"] == pytest.approx(t.values[0])
             assert int(run.data.params["cost.params"]) == t.user_attrs["params"]

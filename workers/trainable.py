@@ -13,13 +13,14 @@ at its last epoch instead of starting again.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from typing import Any
 
 import torch
 
 from search_spaces.scaling import scaled_size
-from workers.checkpoint import load_checkpoint, save_checkpoint
+from workers.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from workers.data import Dataset, get_dataset
 from workers.engine import train, train_folds
 from workers.latency import measure_latency
@@ -50,16 +51,23 @@ def _load(config: dict[str, Any], data: Dataset | None, device: str) -> Dataset:
     )
 
 
-def _resume_state(tune: Any) -> dict[str, Any] | None:
-    """The training state of the checkpoint Ray restored the trial from, if any."""
+def _resume_state(tune: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """(training state, note): the state of the checkpoint Ray restored the trial from, if
+    any; a damaged one is refused (one line, here and on the trial's MLflow run) and the
+    trial trains again from the start."""
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
-        return None
-    with checkpoint.as_directory() as ckpt_dir:
-        return load_checkpoint(os.path.join(ckpt_dir, _STATE_FILE))
+        return None, None
+    try:
+        with checkpoint.as_directory() as ckpt_dir:
+            return load_checkpoint(os.path.join(ckpt_dir, _STATE_FILE)), None
+    except (CheckpointError, OSError) as exc:
+        note = f"checkpoint refused ({exc}); trained again from the start"
+        print(f"nas: {note}", file=sys.stderr, flush=True)
+        return None, note
 
 
-def _row(metrics: Any, static: dict[str, int]) -> dict[str, Any]:
+def _row(metrics: Any, static: dict[str, Any]) -> dict[str, Any]:
     """What one report tells Ray (and through it Optuna and MLflow)."""
     row = {
         "samples": metrics.samples,
@@ -102,6 +110,9 @@ def train_trial(config: dict[str, Any], data: Dataset | None = None) -> None:
             report(_row(metrics, static), state)
         return False
 
+    resume_state, note = _resume_state(tune)
+    if note:
+        static = {**static, "note": note}
     folds = int(config.get("folds") or 1)
     fidelity: dict[str, Any] = {"samples": max_samples, "report_at": config.get("report_at")}
     if folds > 1:  # small data: the mean over k folds of training + validation
@@ -116,7 +127,7 @@ def train_trial(config: dict[str, Any], data: Dataset | None = None) -> None:
         device=device,
         seed=int(config.get("seed", 0)),
         on_epoch=on_epoch,
-        resume_state=_resume_state(tune),
+        resume_state=resume_state,
     )
     if result.ok and final:
         row = {**final["row"], "status": TrialStatus.COMPLETED.value}

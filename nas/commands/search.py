@@ -142,6 +142,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n{title} of '{cfg.name}' ({len(records)} trials, {outcome.seconds:.0f}s):")
         print(format_table(records, multi=cfg.multi_objective))
     out = sys.stderr
+    if outcome.status == "stopped":
+        out.write(f"nas: error: {outcome.extra['stop_reason']}\n")
+        return 2
     if outcome.status == "interrupted":
         out.write(
             f"\nnas: search interrupted; continue it with: nas search --resume --workdir {cfg.workdir} --name {cfg.name}\n"
