@@ -79,14 +79,29 @@ class EventCallback(Callback):
         if state is None:
             return
         status, reason = classify(trial.last_result, error, state.stopped_why, state.chance)
-        error_file = getattr(trial, "error_file", None) if error else None
-        extra = {"error_file": error_file} if error_file else None
+        extra = _diagnostics(trial, error)
         state.emit(TrialEnded(trial_number(trial), status, reason, extra))
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         state = active(self.study)
         if state is not None:
             state.emit(Progress(sum(1 for t in trials if t.status == "RUNNING")))
+
+
+def _diagnostics(trial: Any, error: bool) -> dict[str, str] | None:
+    """What a failed trial leaves for its MLflow run: the traceback and worker log tail it
+    reported, or (Ray gave up on it) Ray's error file, read where the driver can."""
+    last = trial.last_result or {}
+    found = {k: str(last[k]) for k in ("traceback", "log_tail") if last.get(k)}
+    error_file = getattr(trial, "error_file", None) if error else None
+    if error_file:
+        found["error_file"] = str(error_file)
+        try:
+            with open(error_file, encoding="utf-8", errors="replace") as f:
+                found.setdefault("traceback", f.read()[-20000:])
+        except OSError:
+            pass  # on remote storage: the path is still recorded
+    return found or None
 
 
 class BudgetStopper(Stopper):

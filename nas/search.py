@@ -28,6 +28,7 @@ import optuna  # noqa: E402
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
 
+from nas import lock  # noqa: E402
 from nas.calibration import plan_search, typical_draw  # noqa: E402
 from nas.cluster import check_nodes_reach, start_ray  # noqa: E402
 from nas.config import SearchConfig, load_saved, save_state  # noqa: E402
@@ -135,6 +136,7 @@ def open_tracker(cfg: SearchConfig, space: Any) -> SearchTracker:
     written before that is known."""
     if cfg.ray_address:
         check_nodes_reach(cfg.checkpoint_root)
+    lock.acquire(cfg.study_dir, cfg.name)  # one driver per search, before any write
     cfg.study_dir.mkdir(parents=True, exist_ok=True)
     tracker = SearchTracker(cfg.tracking_uri, cfg.name)
     typical_draw(cfg, space)  # warms the cost model up; the plan reuses the draw
@@ -217,6 +219,7 @@ def run_search(
         live.draw(final=True)
         records = _finish(state, study, tracker, status, ledger)
         activate(cfg.name, None)
+        lock.release(cfg.study_dir)
     if state.gave_up:
         stream.write(f"nas: the search stopped early: {state.gave_up}\n")
     return SearchOutcome(

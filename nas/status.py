@@ -84,7 +84,7 @@ def classify(
         return S.FAILED, "the trial raised an error (see the Ray logs of the trial)"
     result = result or {}
     reported = TrialStatus.parse(result.get("status"))
-    if reported in ENGINE_FAILURES:
+    if reported in ENGINE_FAILURES or reported == S.FAILED:  # FAILED: the worker's own error
         return reported, str(result.get("reason") or reported.value)
     if "val_acc" not in result:
         return S.STOPPED, "no report before it ended"

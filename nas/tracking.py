@@ -239,7 +239,10 @@ class SearchTracker:
         if reason:
             tags.append(RunTag("nas.reason", reason[:5000]))
         for k, v in (extra or {}).items():
-            tags.append(RunTag(f"nas.{k}", str(v)))
+            if k in _TEXT_ARTIFACTS:  # too long for a tag
+                self.client.log_text(run_id, str(v), _TEXT_ARTIFACTS[k])
+            else:
+                tags.append(RunTag(f"nas.{k}", str(v)))
         self.client.log_batch(run_id, tags=tags)
         self.client.set_terminated(run_id, status=row(status).mlflow)
 
@@ -280,6 +283,9 @@ class SearchTracker:
                 n += 1
         return n
 
+
+#: Diagnostics of a failed trial, kept as text artifacts of its run.
+_TEXT_ARTIFACTS = {"traceback": "traceback.txt", "log_tail": "worker_log_tail.txt"}
 
 _EPOCH_METRICS = {
     "val_acc",

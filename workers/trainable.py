@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import traceback
 from typing import Any
 
 import torch
@@ -22,7 +23,8 @@ import torch
 from search_spaces.scaling import scaled_size
 from workers.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from workers.data import Dataset, get_dataset
-from workers.engine import train, train_folds
+from workers.engine import retry_smaller_on_oom, train, train_folds
+from workers.engine.loop import is_oom
 from workers.latency import measure_latency
 from workers.settings import TrainSettings
 from workers.status import TrialStatus
@@ -86,54 +88,83 @@ def _row(metrics: Any, static: dict[str, Any]) -> dict[str, Any]:
 
 def train_trial(config: dict[str, Any], data: Dataset | None = None) -> None:
     """Train ``config["spec"]`` on ``data`` and report at every point of the plan to Ray Tune
-    (with a checkpoint); the last report carries the status and the measured latency."""
+    (with a checkpoint); the last report carries the status and the measured latency.
+
+    An error the engine does not turn into a status ends the trial ``failed`` with its
+    reason, traceback and the tail of this worker's log in the last report (the driver puts
+    them on the trial's MLflow run: on a cluster the worker's logs stay on its node). A
+    worker that dies (killed, its node lost) reports nothing: Ray retries the trial."""
     from ray import tune  # imported here so the engine stays importable without Ray
 
+    try:
+        _train_trial(tune, config, data)
+    except Exception as exc:  # noqa: BLE001 (every error becomes the trial's status)
+        tune.report(
+            {
+                "samples": 0,
+                "val_acc": 0.0,
+                "status": TrialStatus.FAILED.value,
+                "reason": _one_line(exc),
+                "traceback": traceback.format_exc()[-20000:],
+                "log_tail": _log_tail(),
+            }
+        )
+
+
+def _train_trial(tune: Any, config: dict[str, Any], data: Dataset | None) -> None:
     device = _device()
     data = _load(config, data, device)
     spec = config["spec"]
     cost = config.get("cost") or {}
-    static = {"params": int(cost.get("params", 0)), "macs": int(cost.get("macs", 0))}
+    static: dict[str, Any] = {
+        "params": int(cost.get("params", 0)),
+        "macs": int(cost.get("macs", 0)),
+    }
     max_samples = int(config["max_samples"])
     final: dict[str, Any] = {}
+    reported = [0]  # samples of the last report (an OOM retry passes them again)
 
     def report(metrics: dict[str, Any], state: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             save_checkpoint(os.path.join(tmp, _STATE_FILE), state)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+        reported[0] = int(metrics.get("samples", 0))
 
     def on_epoch(metrics: Any, state: dict[str, Any]) -> bool:
         if metrics.samples >= max_samples:
             # The last report goes after training, with the measured latency.
             final.update(row=_row(metrics, static), state=state)
-        else:
+        elif metrics.samples > reported[0]:
             report(_row(metrics, static), state)
         return False
 
     resume_state, note = _resume_state(tune)
     if note:
-        static = {**static, "note": note}
+        static["note"] = note
     folds = int(config.get("folds") or 1)
     fidelity: dict[str, Any] = {"samples": max_samples, "report_at": config.get("report_at")}
     if folds > 1:  # small data: the mean over k folds of training + validation
         run, fidelity["folds"] = train_folds, folds
     else:
         run = train
-    result = run(
-        spec,
-        data,
+    result, oom_note = retry_smaller_on_oom(
+        run,
         TrainSettings.from_dict(config["train"]),
+        spec=spec,
+        dataset=data,
         **fidelity,
         device=device,
         seed=int(config.get("seed", 0)),
         on_epoch=on_epoch,
         resume_state=resume_state,
     )
+    if oom_note:
+        static["note"] = oom_note
+        if final:
+            final["row"]["note"] = oom_note
     if result.ok and final:
         row = {**final["row"], "status": TrialStatus.COMPLETED.value}
-        resolution = float((spec.get("scaling") or {}).get("resolution", 1.0))
-        shape = (data.channels, *scaled_size(tuple(data.size), resolution))
-        row.update(measure_latency(result.model, shape, device, batch_sizes=(1, 64)))
+        row.update(_latency(result.model, data, spec, device, static))
         report(row, final["state"])
     elif not result.ok:
         # One final report carries the failure; the trial ends, the search goes on.
@@ -147,3 +178,36 @@ def train_trial(config: dict[str, Any], data: Dataset | None = None) -> None:
                 **static,
             }
         )
+
+
+def _latency(
+    model: Any, data: Dataset, spec: dict[str, Any], device: str, static: dict[str, Any]
+) -> dict[str, Any]:
+    """Latency at batch 1 and 64; out of memory at 64 measures batch 1 alone (noted)."""
+    resolution = float((spec.get("scaling") or {}).get("resolution", 1.0))
+    shape = (data.channels, *scaled_size(tuple(data.size), resolution))
+    try:
+        return measure_latency(model, shape, device, batch_sizes=(1, 64))
+    except (RuntimeError, MemoryError) as exc:
+        if not is_oom(exc):
+            raise
+        note = f"out of memory measuring latency at batch 64 ({type(exc).__name__}); batch 1 only"
+        return {**measure_latency(model, shape, device, batch_sizes=(1,)), "note": note}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
+
+
+def _log_tail(limit: int = 4000) -> str:
+    """The end of this worker's stderr log file (Ray redirects it to the node's session
+    logs), or an empty string where it is not a file."""
+    try:
+        path = os.readlink("/proc/self/fd/2")
+        with open(path, "rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - limit))
+            return log.read().decode(errors="replace")
+    except OSError:
+        return ""

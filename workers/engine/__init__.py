@@ -2,6 +2,7 @@
 
 from workers.engine.folds import fold_datasets, stratified_folds, train_folds
 from workers.engine.loop import STATE_FORMAT, evaluate, train
+from workers.engine.oom import retry_smaller_on_oom
 from workers.engine.results import EpochMetrics, TrainResult
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "TrainResult",
     "evaluate",
     "fold_datasets",
+    "retry_smaller_on_oom",
     "stratified_folds",
     "train",
     "train_folds",

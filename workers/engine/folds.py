@@ -20,7 +20,15 @@ from typing import Any
 import torch
 
 from workers.data.base import Dataset
-from workers.engine.loop import OnEpoch, _free_memory, _guarded, _result, _start, default_device
+from workers.engine.loop import (
+    OnEpoch,
+    _free_memory,
+    _guarded,
+    _result,
+    _start,
+    _to_device,
+    default_device,
+)
 from workers.engine.results import EpochMetrics, TrainResult
 from workers.settings import TrainSettings
 from workers.status import TrialStatus
@@ -99,7 +107,10 @@ def train_folds(
     t_start = time.perf_counter()
     settings = TrainSettings.from_dict(settings)
     device = torch.device(device) if device is not None else default_device()
-    dataset = dataset.to(device)
+    dataset, failure = _to_device(dataset, device)
+    if failure is not None:
+        _free_memory(device)
+        return _result(t_start, None, *failure)
     runs = []
     for data in fold_datasets(dataset, folds, seed):
         torch.manual_seed(seed)  # every fold starts from the same weights, as train() would

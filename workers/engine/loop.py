@@ -55,7 +55,8 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
 
 
-def _is_oom(exc: BaseException) -> bool:
+def is_oom(exc: BaseException) -> bool:
+    """True for an out-of-memory error (CUDA, host, or a RuntimeError saying so)."""
     return isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)) or (
         isinstance(exc, RuntimeError) and "out of memory" in str(exc)
     )
@@ -345,8 +346,9 @@ def train(
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(seed)
-    dataset = dataset.to(device)
-    run, failure = _start(spec, dataset, settings, fidelity, device, seed)
+    dataset, failure = _to_device(dataset, device)
+    if failure is None:
+        run, failure = _start(spec, dataset, settings, fidelity, device, seed)
     if failure is not None:  # outside the except block, so the traceback's tensors are gone
         _free_memory(device)
         return _result(t_start, None, *failure)
@@ -361,6 +363,19 @@ def train(
     return _result(t_start, run, TrialStatus.COMPLETED, "", test_acc=test_acc)
 
 
+def _to_device(
+    dataset: Dataset, device: torch.device
+) -> tuple[Dataset, tuple[TrialStatus, str] | None]:
+    """(the dataset on ``device``, None), or (as it was, an ``oom`` failure) when it does
+    not fit there."""
+    try:
+        return dataset.to(device), None
+    except (RuntimeError, MemoryError) as exc:
+        if not is_oom(exc):
+            raise
+        return dataset, (TrialStatus.OOM, f"moving the data to {device}: {_one_line(exc)}")
+
+
 def _guarded(
     run: _Run, on_epoch: OnEpoch | None, device: torch.device
 ) -> tuple[TrialStatus, str] | None:
@@ -370,7 +385,7 @@ def _guarded(
     except _Diverged as exc:
         return TrialStatus.DIVERGED, str(exc)
     except (RuntimeError, MemoryError) as exc:
-        oom = _is_oom(exc)
+        oom = is_oom(exc)
         if oom:
             run.opt.zero_grad(set_to_none=True)
             run.model.zero_grad(set_to_none=True)
@@ -418,7 +433,7 @@ def _start(
         run = _Run(model, dataset, settings, fidelity, device, seed, resolution)
         _probe(model, dataset, run.aug)
     except (ValueError, TypeError, KeyError, IndexError, RuntimeError, NotImplementedError) as exc:
-        return None, (TrialStatus.OOM if _is_oom(exc) else TrialStatus.INVALID, _one_line(exc))
+        return None, (TrialStatus.OOM if is_oom(exc) else TrialStatus.INVALID, _one_line(exc))
     return run, None
 
 
