@@ -25,6 +25,7 @@ from nas.config import (
     load_saved,
     parse_count,
     parse_objectives,
+    search_stores,
 )
 from nas.errors import UsageError
 
@@ -126,8 +127,11 @@ def prepare_search(
         )
     workdir = Path(args.workdir).expanduser()
     check_writable(workdir)
-    storage = args.storage or default_storage(workdir)
-    tracking_uri = args.tracking_uri or default_tracking_uri(workdir)
+    saved = load_saved(workdir, name)
+    # --resume goes on in the stores the search started in, unless told otherwise
+    kept_storage, kept_tracking = search_stores(workdir, name) if args.resume else (None, None)
+    storage = args.storage or kept_storage or default_storage(workdir)
+    tracking_uri = args.tracking_uri or kept_tracking or default_tracking_uri(workdir)
     _check_storage(storage, "--storage")
     if args.ray_address and storage.startswith("sqlite"):
         raise UsageError(
@@ -135,7 +139,6 @@ def prepare_search(
             "database; pass --storage postgresql://HOST/DB (SQLite is for one machine)"
         )
 
-    saved = load_saved(workdir, name)
     from nas.results import study_names
 
     if not storage.startswith("sqlite"):

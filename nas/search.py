@@ -23,6 +23,10 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# A tracking server that is away must not hold the search for minutes: few, short retries,
+# then the event waits in the spool (nas.spool).
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
 import optuna  # noqa: E402
 import ray  # noqa: E402
@@ -32,6 +36,7 @@ from nas import lock  # noqa: E402
 from nas.calibration import plan_search, typical_draw  # noqa: E402
 from nas.cluster import check_nodes_reach, start_ray  # noqa: E402
 from nas.config import SearchConfig, load_saved, save_state  # noqa: E402
+from nas.errors import UsageError  # noqa: E402
 from nas.events import SearchState  # noqa: E402
 from nas.ledger import Ledger, is_disk_full  # noqa: E402
 from nas.live_view import LiveView  # noqa: E402
@@ -40,12 +45,16 @@ from nas.ray_adapters import BudgetStopper, EventCallback, activate  # noqa: E40
 from nas.results import TrialRecord, best_record, trial_records  # noqa: E402
 from nas.sampling import DefineByRun  # noqa: E402
 from nas.searcher import NasSearcher, close_open_trials  # noqa: E402
+from nas.spool import unreachable  # noqa: E402
 from nas.status import TrialStatus, chance_level  # noqa: E402
+from nas.storage import open_study, unavailable  # noqa: E402
 from nas.tracking import SearchTracker  # noqa: E402
 from nas.warm_start import enqueue  # noqa: E402
 from workers.trainable import train_trial  # noqa: E402
 
 logger = logging.getLogger(__name__)
+#: Events MLflow could not take while its server was away (:mod:`nas.spool`).
+SPOOL_FILE = "mlflow-spool.jsonl"
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 logging.getLogger("mlflow").setLevel(logging.WARNING)
@@ -137,38 +146,37 @@ def open_tracker(cfg: SearchConfig, space: Any) -> SearchTracker:
     if cfg.ray_address:
         check_nodes_reach(cfg.checkpoint_root)
     lock.acquire(cfg.study_dir, cfg.name)  # one driver per search, before any write
+    tracker = _open_tracking(cfg)
     cfg.study_dir.mkdir(parents=True, exist_ok=True)
-    tracker = SearchTracker(cfg.tracking_uri, cfg.name)
     typical_draw(cfg, space)  # warms the cost model up; the plan reuses the draw
     return tracker
 
 
-def rdb_storage(url: str, attempts: int = 3) -> optuna.storages.RDBStorage:
-    """Optuna's RDB storage of ``url``. Two processes that create the same new database at
-    once race on its schema version row; the one that loses finds the schema made and
-    simply opens it again."""
-    import sqlalchemy.exc
+def _open_tracking(cfg: SearchConfig) -> SearchTracker:
+    """The MLflow side, checked before anything is written: a server that does not answer,
+    refuses the credentials or does not let this user write is one line."""
+    from mlflow.exceptions import MlflowException
 
-    # A database server may restart under a long search: pooled connections are tested
-    # before use (pre-ping) and recycled, so a restart costs a reconnect, not the search.
-    engine = {} if url.startswith("sqlite") else {"pool_pre_ping": True, "pool_recycle": 300}
-    for attempt in range(attempts - 1):
-        try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine)
-        except sqlalchemy.exc.IntegrityError:
-            time.sleep(0.2 * (attempt + 1))
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine)
-
-
-def open_study(cfg: SearchConfig) -> optuna.Study:
-    """The study of ``cfg`` in its RDB storage (created on first use), with its sampler."""
-    return optuna.create_study(
-        study_name=cfg.name,
-        storage=rdb_storage(cfg.storage),
-        sampler=make_sampler(cfg.sampler, cfg.seed, cfg.multi_objective),
-        directions=["maximize" if m == "max" else "minimize" for m in cfg.modes],
-        load_if_exists=True,
-    )
+    where = f"--tracking-uri {cfg.tracking_uri!r}"
+    try:
+        tracker = SearchTracker(cfg.tracking_uri, cfg.name)
+        tracker.check_write_access()
+        return tracker
+    except MlflowException as exc:
+        code = exc.get_http_status_code()
+        if code == 401:
+            raise UsageError(
+                f"{where}: the server refused the credentials (401); set "
+                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to a user of it"
+            ) from None
+        if code == 403:
+            raise UsageError(
+                f"{where}: user {os.environ.get('MLFLOW_TRACKING_USERNAME', '?')!r} may not "
+                f"write to experiment {cfg.name!r} (403); ask for EDIT permission on it"
+            ) from None
+        if unreachable(exc):
+            raise UsageError(f"{where}: the MLflow server did not answer") from None
+        raise
 
 
 def run_search(
@@ -199,6 +207,7 @@ def run_search(
     tracker = _start(cfg, space, tracker)
     save_state(cfg, spent_before, "running", saved_plan)
     parent = tracker.start_search_run(cfg.to_json(), resume=cfg.resume)
+    tracker.use_spool(cfg.study_dir / SPOOL_FILE)  # and send what an earlier run kept
     plan = _plan(cfg, space, state, saved_plan, tracker, stream)
     study, previous = _open_study(cfg, space, state, stream)
     live = LiveView(state, stream=stream, trials_before=0 if restoring else _evaluated(previous))
@@ -217,7 +226,7 @@ def run_search(
         status = _fit(tuner, state, ledger, cfg)
     finally:
         live.draw(final=True)
-        records = _finish(state, study, tracker, status, ledger)
+        records = _finish(state, study, tracker, status, ledger, stream)
         activate(cfg.name, None)
         lock.release(cfg.study_dir)
     if state.gave_up:
@@ -242,9 +251,16 @@ def _fit(tuner: tune.Tuner, state: SearchState, ledger: Ledger, cfg: SearchConfi
             state.start_clock()
             tuner.fit()
     except Exception as exc:  # a store that cannot write any more stops the search cleanly
-        if not is_disk_full(exc):
+        down = unavailable(exc)
+        if down is not None:
+            state.stop_reason = (
+                f"{down} at {cfg.storage.split('@')[-1]}: continue with nas search --resume "
+                f"--workdir {cfg.workdir} --name {cfg.name} once it is back"
+            )
+        elif is_disk_full(exc):
+            ledger.disk_full(cfg.workdir)
+        else:
             raise
-        ledger.disk_full(cfg.workdir)
     if state.stop_reason:
         return "stopped"
     return "interrupted" if _interrupted(cfg.experiment_path) else "finished"
@@ -255,7 +271,7 @@ def _open_study(
 ) -> tuple[optuna.Study, list[TrialRecord]]:
     """The study and, on ``--resume``, its trials so far (their best is the state's best);
     a new study gets its warm-start trials queued."""
-    study = open_study(cfg)
+    study = open_study(cfg, make_sampler(cfg.sampler, cfg.seed, cfg.multi_objective))
     previous = trial_records(study) if cfg.resume else []
     if not cfg.resume:
         stream.write(f"nas: {enqueue(study, cfg, space).describe()}\n")
@@ -302,47 +318,75 @@ def _finish(
     tracker: SearchTracker,
     status: str,
     ledger: Ledger,
+    stream: IO[str],
 ) -> list[TrialRecord]:
     """Close what is still open, save the spent budget and close the search run. When the
-    search stopped for a full disk, writes that still fail are given up: each store keeps
-    what it had (a transaction is whole or absent), and ``--resume`` closes the rest."""
+    search stopped for a full disk or a database that went away, writes that still fail
+    are given up: each store keeps what it had (a transaction is whole or absent), and
+    ``--resume`` closes the rest."""
     try:
-        _close(state, study, tracker, status, ledger)
+        records = _close(state, study, status, ledger)
+        _close_tracking(state, tracker, status, records, stream)
+        return records
     except Exception:
         if state.stop_reason is None:
             raise
         logger.debug("closing writes failed after: %s", state.stop_reason, exc_info=True)
+        return []
     finally:
         ledger.close()
-    return trial_records(study)
 
 
 def _close(
+    state: SearchState, study: optuna.Study, status: str, ledger: Ledger
+) -> list[TrialRecord]:
+    """Optuna's side: trials still open end (an interrupted search keeps them RUNNING for
+    ``--resume``); the budget spent is saved."""
+    if status != "interrupted":
+        close_open_trials(state, study)
+    ledger.save(status)
+    return trial_records(study)
+
+
+def _close_tracking(
     state: SearchState,
-    study: optuna.Study,
     tracker: SearchTracker,
     status: str,
-    ledger: Ledger,
+    records: list[TrialRecord],
+    stream: IO[str],
 ) -> None:
-    if status == "interrupted":  # Optuna keeps them RUNNING: --resume goes on
-        tracker.mark_unfinished("interrupted; --resume continues it")
-    else:
-        close_open_trials(state, study)
-        tracker.mark_unfinished(state.stopped_why or "the budget ran out")
-    records = trial_records(study)
-    tracker.reconcile(records)
-    ledger.save(status)
-    best = best_record(records)
-    summary = {
-        "trials": float(len(records)),
-        "best_val_acc": best.value if best else None,
-        "budget_spent": state.spent,
-    }
-    tracker.end_search_run(
-        "KILLED" if status == "interrupted" else "FINISHED",
-        summary,
-        [r.to_json() for r in records],
-    )
+    """MLflow's side, after Optuna's (it follows it): what the spool holds, runs still open,
+    the search run. A server that is away keeps it all for ``--resume``, said in one line."""
+    closed = False
+    try:
+        if tracker.spool is not None and tracker.spool.pending:
+            tracker.spool.flush()
+        if status == "interrupted":
+            tracker.mark_unfinished("interrupted; --resume continues it")
+        else:
+            tracker.mark_unfinished(state.stopped_why or "the budget ran out")
+        tracker.reconcile(records)
+        best = best_record(records)
+        summary = {
+            "trials": float(len(records)),
+            "best_val_acc": best.value if best else None,
+            "budget_spent": state.spent,
+        }
+        tracker.end_search_run(
+            "KILLED" if status == "interrupted" else "FINISHED",
+            summary,
+            [r.to_json() for r in records],
+        )
+        closed = True
+    except Exception as exc:
+        if not unreachable(exc):
+            raise
+    if tracker.unsent or not closed:
+        where = tracker.spool.path if tracker.spool is not None else "the spool"
+        stream.write(
+            f"nas: the MLflow server did not answer: {tracker.unsent} records kept in "
+            f"{where}; nas search --resume sends them and closes the search's runs\n"
+        )
 
 
 def _evaluated(records: list[TrialRecord]) -> int:

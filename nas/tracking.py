@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import time
 from functools import singledispatchmethod
+from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
@@ -33,6 +34,7 @@ from nas.events import (
     TrialReused,
     TrialStarted,
 )
+from nas.spool import Spool
 from nas.status import TrialStatus, row
 
 PARAM_LIMIT = 6000  # MLflow's param value limit; longer values are artifacts only
@@ -69,39 +71,64 @@ class SearchTracker:
         self.parent_run_id: str | None = None
         self._trial_runs: dict[int, str] = {}
         self._tags: dict[tuple[int, str], str] = {}  # the last node / note tagged per trial
+        self._last_step: dict[int, int] = {}  # the last metric step logged per trial
+        self.spool: Spool | None = None
+
+    def check_write_access(self) -> None:
+        """Write something harmless (the study's tag on its experiment), so that a user who
+        may only read fails here, before the search writes anything."""
+        self.client.set_experiment_tag(self.experiment_id, "nas.study", self.study)
 
     # -- events ----------------------------------------------------------------------------
 
-    @singledispatchmethod
-    def handle(self, event: Any) -> None:
-        """Record one lifecycle event (events it does not track are ignored)."""
+    def use_spool(self, path: Path) -> int:
+        """Keep events the server cannot take in ``path`` (:mod:`nas.spool`) and send what an
+        earlier run left there; returns how many are still pending."""
+        self.spool = Spool(path, self.record)
+        return self.spool.flush() if self.spool.pending else 0
 
-    @handle.register
+    def handle(self, event: Any) -> None:
+        """Record one lifecycle event, through the spool when there is one."""
+        if self.spool is None:
+            self.record(event)
+        else:
+            self.spool.handle(event)
+
+    @property
+    def unsent(self) -> int:
+        """Events kept in the spool, not yet in MLflow."""
+        return len(self.spool.pending) if self.spool is not None else 0
+
+    @singledispatchmethod
+    def record(self, event: Any) -> None:
+        """Record one lifecycle event in MLflow now (events it does not track are ignored)."""
+
+    @record.register
     def _(self, event: TrialStarted) -> None:
         self.trial_run(event.number, event.config, ray_trial_id=event.ray_trial_id)
 
-    @handle.register
+    @record.register
     def _(self, event: TrialRecovered) -> None:
         run_id = self._trial_runs.get(event.number)
         if run_id is not None:
             self.client.set_tag(run_id, "nas.recoveries", str(event.failures))
 
-    @handle.register
+    @record.register
     def _(self, event: EpochReported) -> None:
         self.log_epoch(event.number, event.result)
 
-    @handle.register
+    @record.register
     def _(self, event: TrialEnded) -> None:
         self.end_trial(event.number, event.status, event.reason, event.extra)
 
-    @handle.register
+    @record.register
     def _(self, event: TrialReused) -> None:
         self.trial_run(event.number, event.config)
         if event.values:
             self.log_epoch(event.number, {"val_acc": event.values[0]})
         self.end_trial(event.number, event.status, event.reason)
 
-    @handle.register
+    @record.register
     def _(self, event: TrialNeverRan) -> None:  # rejected, or cancelled by the budget
         self.trial_run(event.number, event.config)
         self.end_trial(event.number, event.status, event.reason)
@@ -176,6 +203,9 @@ class SearchTracker:
             run_id = self._trial_runs[number]
             self.client.update_run(run_id, status="RUNNING")
             self.client.set_tag(run_id, "nas.status", TrialStatus.RUNNING.value)
+            if number not in self._last_step:  # reopened by a later driver
+                history = self.client.get_metric_history(run_id, "val_acc")
+                self._last_step[number] = max((m.step for m in history), default=-1)
             return run_id
         tags = {
             "mlflow.parentRunId": self.parent_run_id or "",
@@ -210,11 +240,16 @@ class SearchTracker:
             return
         step = int(result.get("samples", result.get("training_iteration", 0)))
         now = _now_ms()
+        # A trial Ray retried from an earlier checkpoint (or from the start) reports points
+        # it reported before: each step is logged once, the first time.
+        fresh = step > self._last_step.get(number, -1) or result.get("status") != "running"
         metrics = [
             Metric(k, float(v), now, step)
             for k, v in result.items()
-            if k in _EPOCH_METRICS and isinstance(v, int | float) and v == v
+            if fresh and k in _EPOCH_METRICS and isinstance(v, int | float) and v == v
         ]
+        if fresh:
+            self._last_step[number] = max(step, self._last_step.get(number, -1))
         tags = []
         for key, tag in (("node_ip", "nas.node"), ("note", "nas.note")):
             value = result.get(key)

@@ -126,10 +126,18 @@ class MlflowServer:
     """``mlflow server --serve-artifacts`` on ``host`` and a free port, its runs in SQLite
     and its artifacts under ``root``; clients upload artifacts over HTTP."""
 
-    def __init__(self, root: Path, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        root: Path,
+        host: str = "127.0.0.1",
+        app_name: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.root = root
         self.host = host
         self.port = free_port(host)
+        self.app_name = app_name
+        self.env = env or {}
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -145,9 +153,15 @@ class MlflowServer:
             "--host", self.host, "--port", str(self.port), "--workers", "1",
             "--allowed-hosts", f"{self.host},{self.host}:{self.port}",
         ]  # fmt: skip
+        if self.app_name:
+            argv += ["--app-name", self.app_name]
         log = open(self.root / "server.log", "ab")  # noqa: SIM115 (the server owns it)
         self.proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **self.env},
         )
         wait_for_port(self.host, self.port, timeout, "mlflow server")
 

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import io
 import pickle
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -106,22 +103,14 @@ def test_a_checkpoint_built_to_run_code_is_refused_and_runs_nothing(what, tmp_pa
 
 @pytest.mark.slow
 def test_two_drivers_on_one_search_the_second_is_refused(tmp_path, capsys):
-    first = subprocess.Popen(
-        [sys.executable, "-m", "nas", "search", "--budget", "60s", "--workdir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    from test_chaos import SEARCH_LINE, Search
+
+    first = Search(tmp_path, "--budget", "60s")
     try:
-        lock = tmp_path / "search" / "search.lock"
-        deadline = time.monotonic() + 120
-        while not (lock.exists() and lock.read_text().startswith("pid")):
-            assert time.monotonic() < deadline and first.poll() is None, "no lock taken"
-            time.sleep(0.2)
+        first.wait_line(SEARCH_LINE)  # its study exists, its lock is held
         code = main(["search", "--resume", "--workdir", str(tmp_path)])
         line = _one_error_line(capsys)
         assert code == 2
-        assert "is running" in line and f"pid {first.pid}" in line
+        assert "is running" in line and f"pid {first.proc.pid}" in line
     finally:
         first.kill()
-        first.wait(30)
