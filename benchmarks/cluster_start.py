@@ -25,13 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from mlflow.tracking import MlflowClient  # noqa: E402
-from servers import (  # noqa: E402
-    MlflowServer,
-    NamespaceCluster,
-    PrivatePostgres,
-    hidden_from_workers,
-    namespaces_unavailable,
-)
+from servers import namespaces_unavailable, two_node_cluster  # noqa: E402
 
 NAS = [sys.executable, "-m", "nas", "search", "--budget", "4trials", "--epochs", "1"]
 DATA = REPO.parent / "shared" / "data" / "ucr" / "GunPoint"
@@ -54,47 +48,30 @@ def first_times(tracking_uri: str, name: str, t0: float) -> dict[str, tuple[floa
 
 
 def on_cluster(repeat: int) -> dict[str, float]:
-    c = NamespaceCluster(workers=1, cpus_per_node=1)
-    pg = mlflow = None
     workdir = Path(tempfile.mkdtemp(prefix="nas-bench-driver-"))
     try:
-        c.up()
-        pg = PrivatePostgres(host=c.host_ip)
-        pg.start()
-        mlflow = MlflowServer(c.root / "mlflow-server", host=c.host_ip)
-        mlflow.start()
-        t = time.time()
-        c.start_head()
-        head_s = time.time() - t
-        t = time.time()
-        c.start_worker("w1", hidden=hidden_from_workers(DATA, workdir))
-        worker_s = time.time() - t
-        name = f"bench{repeat}"
-        argv = [*NAS, "--dataset", str(DATA), "--workdir", str(workdir), "--name", name,
-                "--storage", pg.url, "--tracking-uri", mlflow.url,
-                "--ray-address", c.ray_address,
-                "--checkpoint-uri", str(c.root / "checkpoints")]  # fmt: skip
-        t0 = time.time()
-        done = c.run("head", argv, env=c.env, capture_output=True, text=True, timeout=900)
-        total = time.time() - t0
-        if done.returncode != 0:
-            raise RuntimeError(done.stderr[-2000:])
-        firsts = first_times(mlflow.url, name, t0)
-        return {
-            "ray_start_head_s": head_s,
-            "ray_start_worker_s": worker_s,
-            "head_first_start_s": firsts[c.ip("head")][0],
-            "head_first_report_s": firsts[c.ip("head")][1],
-            "worker_first_start_s": firsts[c.ip("w1")][0],
-            "worker_first_report_s": firsts[c.ip("w1")][1],
-            "search_s": total,
-        }
+        with two_node_cluster(DATA, workdir) as (c, pg, mlflow):
+            name = f"bench{repeat}"
+            argv = [*NAS, "--dataset", str(DATA), "--workdir", str(workdir), "--name", name,
+                    "--storage", pg.url, "--tracking-uri", mlflow.url,
+                    "--ray-address", c.ray_address,
+                    "--checkpoint-uri", str(c.root / "checkpoints")]  # fmt: skip
+            t0 = time.time()
+            done = c.run("head", argv, env=c.env, capture_output=True, text=True, timeout=900)
+            total = time.time() - t0
+            if done.returncode != 0:
+                raise RuntimeError(done.stderr[-2000:])
+            firsts = first_times(mlflow.url, name, t0)
+            return {
+                "ray_start_head_s": c.started_in["head"],
+                "ray_start_worker_s": c.started_in["w1"],
+                "head_first_start_s": firsts[c.ip("head")][0],
+                "head_first_report_s": firsts[c.ip("head")][1],
+                "worker_first_start_s": firsts[c.ip("w1")][0],
+                "worker_first_report_s": firsts[c.ip("w1")][1],
+                "search_s": total,
+            }
     finally:
-        if mlflow is not None:
-            mlflow.stop()
-        if pg is not None:
-            pg.remove()
-        c.down()
         subprocess.run(["rm", "-rf", str(workdir)])
 
 

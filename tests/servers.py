@@ -12,6 +12,7 @@ private /24 on a bridge of this machine, so no traffic leaves it.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import secrets
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -213,6 +215,7 @@ class NamespaceCluster:
         self.token = secrets.token_hex(32)
         self._made_bridge = False
         self._made: list[str] = []
+        self.started_in: dict[str, float] = {}  # node -> seconds its `ray start` took
 
     # -- addresses and processes -----------------------------------------------------------
 
@@ -284,7 +287,9 @@ class NamespaceCluster:
         mounts = "".join(f"mount -t tmpfs nas-hidden {_quote(p)} && " for p in hidden)
         script = f"{mounts}cd / && exec {' '.join(_quote(a) for a in start)}"
         argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+        t0 = time.monotonic()
         done = self.run(node, argv, env=self.env, capture_output=True, text=True, timeout=120)
+        self.started_in[node] = time.monotonic() - t0
         if done.returncode != 0:
             raise RuntimeError(f"ray start on {node} failed: {done.stderr[-2000:]}")
 
@@ -312,6 +317,32 @@ class NamespaceCluster:
             subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
             self._made_bridge = False
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def two_node_cluster(
+    *hidden: Path,
+) -> Iterator[tuple[NamespaceCluster, PrivatePostgres, MlflowServer]]:
+    """A head and a worker node (1 CPU each; the worker cannot see the checkout nor
+    ``hidden``), a PostgreSQL server and an MLflow server on the bridge; all torn down after,
+    also on failure."""
+    c = NamespaceCluster(workers=1, cpus_per_node=1)
+    pg = mlflow = None
+    try:
+        c.up()
+        pg = PrivatePostgres(host=c.host_ip)
+        pg.start()
+        mlflow = MlflowServer(c.root / "mlflow-server", host=c.host_ip)
+        mlflow.start()
+        c.start_head()
+        c.start_worker("w1", hidden=hidden_from_workers(*hidden))
+        yield c, pg, mlflow
+    finally:
+        if mlflow is not None:
+            mlflow.stop()
+        if pg is not None:
+            pg.remove()
+        c.down()
 
 
 def hidden_from_workers(*extra: Path) -> list[Path]:

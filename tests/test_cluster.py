@@ -16,14 +16,7 @@ import time
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
-from servers import (
-    MlflowServer,
-    NamespaceCluster,
-    PrivatePostgres,
-    hidden_from_workers,
-    namespaces_unavailable,
-    postgres_bin,
-)
+from servers import NamespaceCluster, namespaces_unavailable, postgres_bin, two_node_cluster
 from test_search_e2e import assert_stores_agree
 
 pytestmark = pytest.mark.slow
@@ -40,24 +33,8 @@ def cluster(tmp_path_factory, shared_data):
     if postgres_bin() is None:
         pytest.skip("no PostgreSQL binaries under /usr/lib/postgresql/*/bin")
     workdir = tmp_path_factory.mktemp("driver")
-    dataset = shared_data / "ucr" / "GunPoint"
-    c = NamespaceCluster(workers=1, cpus_per_node=1)
-    pg = mlflow = None
-    try:
-        c.up()
-        pg = PrivatePostgres(host=c.host_ip)
-        pg.start()
-        mlflow = MlflowServer(c.root / "mlflow-server", host=c.host_ip)
-        mlflow.start()
-        c.start_head()
-        c.start_worker("w1", hidden=hidden_from_workers(shared_data, workdir))
-        yield c, pg, mlflow, workdir, dataset
-    finally:
-        if mlflow is not None:
-            mlflow.stop()
-        if pg is not None:
-            pg.remove()
-        c.down()
+    with two_node_cluster(shared_data, workdir) as (c, pg, mlflow):
+        yield c, pg, mlflow, workdir, shared_data / "ucr" / "GunPoint"
 
 
 def _search(c: NamespaceCluster, *argv: str, env: dict[str, str] | None = None):
@@ -103,40 +80,10 @@ def test_search_runs_on_both_nodes_then_retrains_and_exports(cluster):
     assert (checkpoints / "cluster").is_dir()
     assert not (workdir / "ray").exists()
 
-    retrain = subprocess.run(
-        [
-            *NAS,
-            "retrain",
-            "--workdir",
-            str(workdir),
-            "--name",
-            "cluster",
-            "--best",
-            "--epochs",
-            "3",
-        ],  # fmt: skip
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert retrain.returncode == 0, retrain.stderr[-3000:]
-    export = subprocess.run(
-        [
-            *NAS,
-            "export",
-            "--workdir",
-            str(workdir),
-            "--name",
-            "cluster",
-            "--best",
-            "--format",
-            "onnx,torchscript",
-        ],  # fmt: skip
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert export.returncode == 0, export.stderr[-3000:]
+    best = ["--workdir", str(workdir), "--name", "cluster", "--best"]
+    for argv in (["retrain", *best, "--epochs", "3"], ["export", *best, "--format", "onnx"]):
+        done = subprocess.run([*NAS, *argv], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
     assert client.search_model_versions("name = 'nas-cluster'"), "the export was not registered"
 
 
