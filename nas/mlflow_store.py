@@ -7,7 +7,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-__all__ = ["artifact_location", "experiment_id", "client"]
+__all__ = ["EXPERIMENT_TAGS", "artifact_location", "experiment_id", "client"]
+
+#: Tags of a study's experiment. ``mlflow.experimentKind`` makes MLflow's UI (3.17, where the
+#: values are defined in its web app) open the experiment as model training, not GenAI.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def artifact_location(tracking_uri: str) -> str | None:
@@ -30,4 +34,6 @@ def experiment_id(mlflow_client: Any, study: str, tracking_uri: str) -> str:
     exp = mlflow_client.get_experiment_by_name(study)
     if exp is not None:
         return exp.experiment_id
-    return mlflow_client.create_experiment(study, artifact_location=artifact_location(tracking_uri))
+    return mlflow_client.create_experiment(
+        study, artifact_location=artifact_location(tracking_uri), tags=EXPERIMENT_TAGS
+    )

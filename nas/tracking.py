@@ -75,9 +75,10 @@ class SearchTracker:
         self.spool: Spool | None = None
 
     def check_write_access(self) -> None:
-        """Write something harmless (the study's tag on its experiment), so that a user who
-        may only read fails here, before the search writes anything."""
-        self.client.set_experiment_tag(self.experiment_id, "nas.study", self.study)
+        """Write something harmless (the experiment's tags, also on one an older version
+        made), so that a user who may only read fails here, before the search writes."""
+        for key, value in {**mlflow_store.EXPERIMENT_TAGS, "nas.study": self.study}.items():
+            self.client.set_experiment_tag(self.experiment_id, key, value)
 
     # -- events ----------------------------------------------------------------------------
 

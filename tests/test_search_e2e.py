@@ -74,6 +74,9 @@ def test_search_records_every_trial_in_both_stores(tmp_path, ray_session, capsys
     assert_stores_agree(study, _mlflow_trials(tmp_path))
     for t in study.trials:
         assert {"spec_id", "params", "macs", "spec", "train"} <= set(t.user_attrs)
+    # MLflow's UI opens the experiment as model training, not GenAI
+    exp = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_experiment_by_name("search")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
 
     # the leaderboard reads the study back without running anything
     assert main(["leaderboard", "--workdir", str(tmp_path), "--json"]) == 0
