@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 
 class UsageError(Exception):
     """Bad user input (a value, a path, a name). The CLI prints it as one line and exits 2.
@@ -12,3 +14,13 @@ class UsageError(Exception):
 
 
 EXIT_USAGE = 2
+
+
+def causes(exc: BaseException | None) -> Iterator[BaseException]:
+    """``exc`` and what caused it (``__cause__``, else ``__context__``), outermost first:
+    libraries (Ray, Optuna, MLflow, SQLAlchemy) wrap the error that tells what happened."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__

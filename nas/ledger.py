@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.config import SearchConfig, save_state
+from nas.errors import causes
 from nas.events import Progress, SearchState, TrialEnded, TrialNeverRan, TrialReused
 
 #: Seconds between two saves of the budget spent (also saved at every trial end).
@@ -111,15 +112,12 @@ class Ledger:
 def is_disk_full(exc: BaseException) -> bool:
     """True when ``exc`` (or what caused it) says a disk is full: ENOSPC, or SQLite's
     "database or disk is full" wrapped by SQLAlchemy, Optuna or MLflow."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+    for cause in causes(exc):
+        if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
             return True
-        text = str(exc)
+        text = str(cause)
         if "database or disk is full" in text or "No space left on device" in text:
             return True
-        exc = exc.__cause__ or exc.__context__
     return False
 
 

@@ -25,7 +25,6 @@ from nas.config import (
     load_saved,
     parse_count,
     parse_objectives,
-    search_stores,
 )
 from nas.errors import UsageError
 
@@ -129,9 +128,9 @@ def prepare_search(
     check_writable(workdir)
     saved = load_saved(workdir, name)
     # --resume goes on in the stores the search started in, unless told otherwise
-    kept_storage, kept_tracking = search_stores(workdir, name) if args.resume else (None, None)
-    storage = args.storage or kept_storage or default_storage(workdir)
-    tracking_uri = args.tracking_uri or kept_tracking or default_tracking_uri(workdir)
+    kept = (saved or {}).get("config", {}) if args.resume else {}
+    storage = args.storage or kept.get("storage") or default_storage(workdir)
+    tracking_uri = args.tracking_uri or kept.get("tracking_uri") or default_tracking_uri(workdir)
     _check_storage(storage, "--storage")
     if args.ray_address and storage.startswith("sqlite"):
         raise UsageError(

@@ -20,6 +20,7 @@ import optuna
 import sqlalchemy.exc
 
 from nas.config import SearchConfig
+from nas.errors import causes
 
 #: Optuna's documented ``BaseStorage`` API, which :class:`PatientStorage` passes on.
 _DATA_METHODS = (
@@ -46,26 +47,17 @@ def patience_s() -> float:
 def _connection_lost(exc: BaseException) -> bool:
     """True when ``exc`` (or its cause) is a lost or refused database connection (not a
     bad query, not a full disk)."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+    for cause in causes(exc):
+        if isinstance(cause, sqlalchemy.exc.DBAPIError) and cause.connection_invalidated:
             return True
-        if isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
-            return "disk is full" not in str(exc)
-        exc = exc.__cause__ or exc.__context__
+        if isinstance(cause, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+            return "disk is full" not in str(cause)
     return False
 
 
 def unavailable(exc: BaseException) -> DatabaseUnavailable | None:
     """The :class:`DatabaseUnavailable` in ``exc``'s chain (Ray may wrap it), if any."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, DatabaseUnavailable):
-            return exc
-        exc = exc.__cause__ or exc.__context__
-    return None
+    return next((c for c in causes(exc) if isinstance(c, DatabaseUnavailable)), None)
 
 
 def _patient(name: str) -> Callable[..., Any]:

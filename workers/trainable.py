@@ -24,7 +24,7 @@ from search_spaces.scaling import scaled_size
 from workers.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from workers.data import Dataset, get_dataset
 from workers.engine import retry_smaller_on_oom, train, train_folds
-from workers.engine.loop import is_oom
+from workers.engine.loop import is_oom, one_line
 from workers.latency import measure_latency
 from workers.settings import TrainSettings
 from workers.status import TrialStatus
@@ -104,7 +104,7 @@ def train_trial(config: dict[str, Any], data: Dataset | None = None) -> None:
                 "samples": 0,
                 "val_acc": 0.0,
                 "status": TrialStatus.FAILED.value,
-                "reason": _one_line(exc),
+                "reason": one_line(exc),
                 "traceback": traceback.format_exc()[-20000:],
                 "log_tail": _log_tail(),
             }
@@ -193,11 +193,6 @@ def _latency(
             raise
         note = f"out of memory measuring latency at batch 64 ({type(exc).__name__}); batch 1 only"
         return {**measure_latency(model, shape, device, batch_sizes=(1,)), "note": note}
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
 
 
 def _log_tail(limit: int = 4000) -> str:

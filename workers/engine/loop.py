@@ -50,7 +50,7 @@ def _epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Gener
     return g
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
 
@@ -373,7 +373,7 @@ def _to_device(
     except (RuntimeError, MemoryError) as exc:
         if not is_oom(exc):
             raise
-        return dataset, (TrialStatus.OOM, f"moving the data to {device}: {_one_line(exc)}")
+        return dataset, (TrialStatus.OOM, f"moving the data to {device}: {one_line(exc)}")
 
 
 def _guarded(
@@ -392,7 +392,7 @@ def _guarded(
             _free_memory(device)
         return (
             TrialStatus.OOM if oom else TrialStatus.INVALID,
-            ("" if oom else "during training: ") + _one_line(exc),
+            ("" if oom else "during training: ") + one_line(exc),
         )
     return None
 
@@ -433,7 +433,7 @@ def _start(
         run = _Run(model, dataset, settings, fidelity, device, seed, resolution)
         _probe(model, dataset, run.aug)
     except (ValueError, TypeError, KeyError, IndexError, RuntimeError, NotImplementedError) as exc:
-        return None, (TrialStatus.OOM if is_oom(exc) else TrialStatus.INVALID, _one_line(exc))
+        return None, (TrialStatus.OOM if is_oom(exc) else TrialStatus.INVALID, one_line(exc))
     return run, None
 
 
