@@ -396,6 +396,7 @@ def run_arm(args: argparse.Namespace) -> dict:
         budget=budget,
         seed=args.seed,
         retrain_epochs=epochs,
+        **({"nas_args": args.nas_args} if args.nas_args and args.arm in SEARCH_ARMS else {}),
         date=date.today().isoformat(),
         machine=_machine(),
         commit=_commit(),
@@ -477,9 +478,14 @@ def _groups(rows: list[dict]) -> list[tuple[str, str | None, list[dict]]]:
         if arm not in SEARCH_ARMS:
             out.append((arm, None, got))
             continue
-        commits = list(dict.fromkeys(r["commit"] for r in got)) or [None]
-        out += [(arm, c, [r for r in got if r["commit"] == c]) for c in commits]
+        labels = list(dict.fromkeys(_label(r) for r in got)) or [None]
+        out += [(arm, c, [r for r in got if _label(r) == c]) for c in labels]
     return out
+
+
+def _label(row: dict) -> str:
+    """A search arm's group: the commit, and the extra ``nas search`` options if any."""
+    return " ".join([row["commit"], *row.get("nas_args", [])])
 
 
 def _verdict(a: list[dict], other: list[dict]) -> str:
@@ -527,11 +533,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table", action="store_true", help="write the table into README.md")
     p.add_argument("--quick", action="store_true", help="every arm on digits, 30 s, seed 0")
     p.add_argument("--keep", action="store_true", help="keep each arm's work folder")
+    p.add_argument(
+        "--nas-arg",
+        dest="nas_args",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help="an extra `nas search` option for the nas and random arms, e.g. --nas-arg=--folds=5 "
+        "(repeatable; recorded in the row and shown in its table group)",
+    )
     args = p.parse_args(argv)
     if args.table:
         write_table(Path(args.results))
         return 0
-    args.nas_args = []
     if args.quick:
         args.dataset, args.budget, args.seed, args.retrain_epochs = "digits", "30s", 0, 2
         for arm in ARMS:

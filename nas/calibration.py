@@ -86,7 +86,7 @@ def time_on_worker(cfg: SearchConfig, spec: dict[str, Any], train: dict[str, Any
 
 def plan_search(cfg: SearchConfig, space: Any, state: SearchState, workers: int) -> Plan:
     """The fidelity plan of a new search (see the module doc)."""
-    data, folds = cfg.data, cfg.data.folds
+    data, folds = cfg.data, cfg.folds or cfg.data.folds
     pooled = data.train_size + data.val_size
     # with k folds one model trains on (k - 1) / k of training + validation, validates 1 / k
     train_size = pooled - pooled // folds if folds > 1 else data.train_size

@@ -137,6 +137,7 @@ class SearchConfig:
     ray_address: str | None = None
     checkpoint_uri: str | None = None  # where Ray keeps trial checkpoints (every node reaches it)
     val_fraction: float = 0.1
+    folds: int | None = None  # k-fold evaluation: None decides from the data size (DataInfo.folds)
     warm_start: str = "zoo"  # none | zoo | the name of another study in the same storage
     data: DataInfo | None = field(default=None, compare=False)
 

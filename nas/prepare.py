@@ -167,6 +167,7 @@ def prepare_search(
     data = probe_dataset(
         overrides["dataset"], overrides["data_dir"], overrides["val_fraction"], overrides["seed"]
     )
+    _check_folds(overrides.get("folds"), data)
     space_name, space = load_space_for(overrides["space"], data.dims)
     gpus = args.gpus_per_trial if args.gpus_per_trial is not None else _default_gpus()
     if budget.device == "gpu" and gpus <= 0:
@@ -198,6 +199,7 @@ def prepare_search(
         ray_address=args.ray_address,
         checkpoint_uri=overrides["checkpoint_uri"],
         val_fraction=overrides["val_fraction"],
+        folds=overrides.get("folds"),
         warm_start=overrides.get("warm_start") or "none",
     )
     return replace(cfg, data=data), space, spent
@@ -206,7 +208,7 @@ def prepare_search(
 #: What a resumed search keeps from its first run (search.json), whatever the command says.
 KEPT_ON_RESUME = ("dataset", "data_dir", "space", "objectives", "max_params", "max_macs", "seed",
                   "sampler", "scheduler", "epochs", "grace_epochs", "val_fraction",
-                  "warm_start", "checkpoint_uri")  # fmt: skip
+                  "folds", "warm_start", "checkpoint_uri")  # fmt: skip
 
 
 def _resumed_settings(
@@ -260,6 +262,7 @@ def _fresh_settings(args: argparse.Namespace) -> tuple[Budget, dict[str, Any]]:
         "epochs": args.epochs,
         "grace_epochs": grace,
         "val_fraction": args.val_fraction,
+        "folds": args.folds,
         "warm_start": args.warm_start,
         "checkpoint_uri": resolve_checkpoint_uri(args.checkpoint_uri)
         if args.checkpoint_uri
@@ -289,6 +292,17 @@ def _check_warm_start(value: str, name: str, storage: str) -> None:
         raise UsageError(
             f"--warm-start {value!r}: expected none, zoo or the name of another search in "
             f"{storage} (searches there: {known})"
+        )
+
+
+def _check_folds(folds: int | None, data: DataInfo) -> None:
+    """``--folds K``: every class must appear in each of the K folds."""
+    if folds is None or folds == 1:
+        return
+    if not 2 <= folds <= data.smallest_class:
+        raise UsageError(
+            f"--folds {folds}: expected 1 or 2..{data.smallest_class} (each fold holds every "
+            f"class; the rarest class of {data.name} has {data.smallest_class} samples)"
         )
 
 

@@ -41,6 +41,8 @@ def _search(tmp_path, *extra: str) -> list[str]:
         (("--budget", "3m", "--epochs", "0"), "--epochs"),
         (("--budget", "3m", "--grace-epochs", "20", "--epochs", "5"), "--grace-epochs"),
         (("--budget", "3m", "--sampler", "magic"), "magic"),
+        (("--budget", "3m", "--folds", "0"), "--folds 0"),
+        (("--budget", "3m", "--folds", "500"), "--folds 500"),
         (("--budget", "3m", "--storage", "redis://x"), "redis://x"),
         (("--budget", "3m", "--ray-address", "10.0.0.1:6380"), "postgresql"),
         (("--budget", "1gpu-h", "--gpus-per-trial", "0"), "'1gpu-h'"),

@@ -83,6 +83,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "shape, the default), none, or the best trials of another search in the same storage",
     )
     p.add_argument(
+        "--folds",
+        type=int,
+        default=None,
+        metavar="K",
+        help="evaluate each trial as the mean of K stratified folds of training + validation "
+        "data, or 1 for one validation split (default: 5 folds below 1,000 samples, else 1)",
+    )
+    p.add_argument(
         "--val-fraction",
         type=float,
         default=0.1,
