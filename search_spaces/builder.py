@@ -15,10 +15,17 @@ import torch
 from torch import nn
 
 from search_spaces.blocks import BLOCKS
-from search_spaces.layers import AdaptivePool, SqueezeExcite, conv_cls, get_act
+from search_spaces.layers import (
+    AdaptivePool,
+    ConvNormAct,
+    SqueezeExcite,
+    conv_cls,
+    get_act,
+    get_pool,
+)
 from search_spaces.spec import Entry, load_spec, plan
 
-__all__ = ["build", "Network", "Head", "SpatialPyramidPool"]
+__all__ = ["build", "Network", "Head", "AuxHead", "SpatialPyramidPool"]
 
 
 class SpatialPyramidPool(nn.Module):
@@ -34,15 +41,25 @@ class SpatialPyramidPool(nn.Module):
 
 
 class Head(nn.Module):
-    """Classifier head: global avg / max pool, flatten (optionally adaptive-avg-pooled to
+    """Classifier head: an optional 1x1 conv -> norm -> act (``conv``: MobileNet, EfficientNet,
+    ShuffleNet), then global avg / max pool, flatten (optionally adaptive-avg-pooled to
     ``flatten_size``) or spatial pyramid pooling; then hidden ``Linear -> act -> Dropout``
     layers, dropout and the final linear. With ``classifier: conv`` (SqueezeNet): dropout ->
     1x1 conv to the classes -> act -> global pool."""
 
     def __init__(
-        self, head: Mapping[str, Any], in_chs: int, size: list[int], dims: int, num_classes: int
+        self,
+        head: Mapping[str, Any],
+        in_chs: int,
+        size: list[int],
+        dims: int,
+        num_classes: int,
+        conv: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        self.conv = conv if conv is not None else nn.Identity()
+        if head["conv"] is not None:
+            in_chs = conv[0].out_channels
         pool, self.conv_classifier = head["pool"], head["classifier"] == "conv"
         if self.conv_classifier:
             self.pre = nn.Sequential(
@@ -81,19 +98,84 @@ class Head(nn.Module):
         self.fc = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.pool(self.pre(x)))
+        return self.fc(self.pool(self.pre(self.conv(x))))
+
+
+class AuxHead(nn.Module):
+    """An auxiliary classifier (Szegedy et al. 2015; 2016): a pool (a window, or adaptive to
+    ``pool_size``), valid-padded conv -> norm -> act layers, an optional global average pool,
+    flatten, hidden ``Linear -> act -> Dropout`` layers and a linear to the classes."""
+
+    def __init__(
+        self, aux: Mapping[str, Any], in_chs: int, size: list[int], cna: Any, num_classes: int
+    ) -> None:
+        super().__init__()
+        dims = len(size)
+        if aux["pool_size"] is not None:
+            fs = aux["pool_size"]
+            self.pool = AdaptivePool(aux["pool"], dims, fs)
+            size = [fs] * dims if isinstance(fs, int) else list(fs)
+        else:
+            k, st = aux["pool_kernel"], aux["pool_stride"]
+            self.pool = get_pool(aux["pool"], dims, k, st, 0)
+            size = [(n - k) // st + 1 for n in size]
+        convs, chs = [], in_chs
+        for out, k in zip(aux["channels"], aux["kernels"], strict=True):
+            convs.append(cna(chs, out, k, padding=0))
+            chs, size = out, [n - k + 1 for n in size]
+        self.convs = nn.Sequential(*convs)
+        self.global_pool = AdaptivePool("avg", dims, 1) if aux["global_pool"] else nn.Identity()
+        features = chs * (1 if aux["global_pool"] else math.prod(size))
+        layers: list[nn.Module] = [nn.Flatten(1)]
+        for width in aux["hidden"]:
+            layers += [nn.Linear(features, width), nn.ReLU(inplace=True)]
+            layers.append(nn.Dropout(aux["dropout"]))
+            features = width
+        layers.append(nn.Linear(features, num_classes))
+        self.fc = nn.Sequential(*layers)
+        self.weight = float(aux["weight"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.global_pool(self.convs(self.pool(x))))
 
 
 class Network(nn.Module):
-    """stem -> stages -> head, built from a canonical spec (kept as ``self.spec``)."""
+    """stem -> stages -> head, built from a canonical spec (kept as ``self.spec``).
 
-    def __init__(self, stem: nn.Sequential, stages: nn.Sequential, head: Head, spec: dict) -> None:
+    Auxiliary classifiers (``aux_heads``, keyed by stage index) run only in
+    :meth:`forward_with_aux`, which the training engine calls; ``forward`` (evaluation,
+    export) never runs them, so an exported graph has none of their weights.
+    """
+
+    def __init__(
+        self,
+        stem: nn.Sequential,
+        stages: nn.Sequential,
+        head: Head,
+        spec: dict,
+        aux_heads: dict[int, AuxHead] | None = None,
+    ) -> None:
         super().__init__()
         self.stem, self.stages, self.head = stem, stages, head
+        self.aux_heads = nn.ModuleDict({str(i): h for i, h in (aux_heads or {}).items()})
         self.spec = spec
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.stages(self.stem(x)))
+
+    def forward_with_aux(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, list[tuple[float, torch.Tensor]]]:
+        """(logits, [(loss weight, auxiliary logits), ...]) for training."""
+        if not len(self.aux_heads):
+            return self(x), []
+        x, aux = self.stem(x), []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if str(i) in self.aux_heads:
+                head = self.aux_heads[str(i)]
+                aux.append((head.weight, head(x)))
+        return self.head(x), aux
 
 
 def _make(entry: Entry, spec: Mapping[str, Any], dims: int) -> nn.Module:
@@ -112,7 +194,13 @@ def _make(entry: Entry, spec: Mapping[str, Any], dims: int) -> nn.Module:
         kwargs["drop_path"] = entry.drop_path
     block = cls(entry.in_chs, entry.out_chs, entry.stride, **kwargs)
     if not cls.INTERNAL_SE and entry.opts.get("se", 0.0) > 0:
-        se = SqueezeExcite(entry.out_chs, entry.opts["se"], dims=dims, act=entry.opts["act"])
+        se = SqueezeExcite(
+            entry.out_chs,
+            entry.opts["se"],
+            dims=dims,
+            act=entry.opts["act"],
+            gate=entry.opts["se_gate"],
+        )
         return nn.Sequential(block, se)
     return block
 
@@ -155,7 +243,26 @@ def build(spec: Mapping[str, Any] | str, num_classes: int) -> nn.Module:
     stages = nn.Sequential(
         *(nn.Sequential(*(_make(e, spec, p.dims) for e in stage)) for stage in p.stages)
     )
-    head = Head(spec["head"], p.head_chs, p.head_size, p.dims, num_classes)
-    model = Network(stem, stages, head, spec)
+    d = spec["defaults"]
+    norm_kwargs = {"eps": d["norm_eps"], "momentum": d["norm_momentum"], "groups": d["norm_groups"]}
+
+    def cna(in_chs: int, out_chs: int, kernel: int, **kw: Any) -> ConvNormAct:
+        """A conv -> norm -> act with the spec's defaults (head conv, auxiliary heads)."""
+        kw.setdefault("act", spec["head"]["act"])
+        return ConvNormAct(
+            in_chs,
+            out_chs,
+            kernel,
+            dims=p.dims,
+            norm=d["norm"],
+            norm_position=d["norm_position"],
+            norm_kwargs=norm_kwargs,
+            **kw,
+        )
+
+    conv = cna(p.head_chs, p.head_conv, 1) if p.head_conv is not None else None
+    head = Head(spec["head"], p.head_chs, p.head_size, p.dims, num_classes, conv)
+    aux = {i: AuxHead(a, chs, size, cna, num_classes) for i, (chs, size, a) in p.aux.items()}
+    model = Network(stem, stages, head, spec, aux)
     _init(model, spec["init"]["scheme"], spec["init"]["zero_init_residual"])
     return model

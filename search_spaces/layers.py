@@ -28,6 +28,7 @@ __all__ = [
     "CenteredGroupNorm",
     "ConvNormAct",
     "SqueezeExcite",
+    "make_divisible",
     "DropPath",
     "MinPool",
     "LpPool",
@@ -85,6 +86,7 @@ ACTIVATIONS: dict[str, Callable[[int], nn.Module]] = {
     "mish": lambda c: nn.Mish(inplace=True),
     "tanh": lambda c: nn.Tanh(),
     "sigmoid": lambda c: nn.Sigmoid(),
+    "hard_sigmoid": lambda c: nn.Hardsigmoid(inplace=True),  # relu6(x + 3) / 6 (MobileNetV3)
     "softplus": lambda c: nn.Softplus(),
     "softsign": lambda c: nn.Softsign(),
     "none": lambda c: nn.Identity(),
@@ -157,6 +159,9 @@ NORMS: dict[str, Callable[[int, int, float, float, int], nn.Module]] = {
     "layer": lambda d, c, eps, m, g: CenteredGroupNorm(1, c, eps=eps),
     "instance": _instance,
     "group": lambda d, c, eps, m, g: CenteredGroupNorm(math.gcd(g, c), c, eps=eps),
+    # Krizhevsky et al. 2012, section 3.3: k = 2, n = 5, alpha = 1e-4, beta = 0.75 over
+    # neighbouring channels. PyTorch divides alpha by n; the paper does not, so alpha * n here.
+    "lrn": lambda d, c, eps, m, g: nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0),
     "none": lambda d, c, eps, m, g: nn.Identity(),
 }
 
@@ -409,23 +414,46 @@ class ConvNormAct(nn.Sequential):
 
 class SqueezeExcite(nn.Module):
     """Squeeze-and-excitation (Hu et al. 2018): global pool -> 1x1 reduce -> act -> 1x1
-    expand -> sigmoid gate. ``squeeze`` channels are ``max(1, int(base * ratio))``, where
-    ``base`` defaults to ``channels`` (EfficientNet passes the block input instead)."""
+    expand -> gate. ``squeeze`` channels are ``max(1, int(base * ratio))``, where ``base``
+    defaults to ``channels`` (EfficientNet passes the block input instead).
+
+    ``gate="hard_sigmoid"`` is MobileNetV3's SE (Howard et al. 2019): ReLU inside, a
+    hard-sigmoid gate, and squeeze channels rounded to a multiple of 8 (``make_divisible``).
+    """
 
     def __init__(
-        self, channels: int, ratio: float, *, dims: int, act: str = "relu", base: int | None = None
+        self,
+        channels: int,
+        ratio: float,
+        *,
+        dims: int,
+        act: str = "relu",
+        base: int | None = None,
+        gate: str = "sigmoid",
     ) -> None:
         super().__init__()
-        squeeze = max(1, int((base if base is not None else channels) * ratio))
+        base = base if base is not None else channels
+        if gate == "hard_sigmoid":
+            squeeze, act = make_divisible(base * ratio), "relu"
+        else:
+            squeeze = max(1, int(base * ratio))
         conv = conv_cls(dims)
         self.reduce = conv(channels, squeeze, 1, bias=True)
         self.act = get_act(act, squeeze)
         self.expand = conv(squeeze, channels, 1, bias=True)
+        self.gate = get_act(gate, channels)
         self.dims = dims
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = x.mean(dim=tuple(range(2, 2 + self.dims)), keepdim=True)
-        return x * torch.sigmoid(self.expand(self.act(self.reduce(s))))
+        return x * self.gate(self.expand(self.act(self.reduce(s))))
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """``value`` rounded to the nearest multiple of ``divisor`` (at least ``divisor``), one
+    ``divisor`` up if that lost more than 10% (MobileNet's ``_make_divisible``)."""
+    new = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return new + divisor if new < 0.9 * value else new
 
 
 class DropPath(nn.Module):

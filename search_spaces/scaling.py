@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from search_spaces.layers import make_divisible
+
 __all__ = ["round_channels", "scale_depth", "compound", "scaled_size"]
 
 
@@ -18,11 +20,7 @@ def round_channels(channels: int, multiplier: float = 1.0, divisor: int = 8) -> 
     A multiplier of exactly 1.0 leaves the count unchanged."""
     if multiplier == 1.0:
         return int(channels)
-    value = channels * multiplier
-    new = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    if new < 0.9 * value:
-        new += divisor
-    return int(new)
+    return make_divisible(channels * multiplier, divisor)
 
 
 def scale_depth(repeats: int, multiplier: float = 1.0) -> int:

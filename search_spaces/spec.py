@@ -39,13 +39,14 @@ SPEC_VERSION = 1
 TOP_KEYS = ("version", "name", "input", "defaults", "stem", "stages", "head", "scaling", "init")
 
 DEFAULTS: dict[str, Opt] = {
-    **{k: COMMON_OPTIONS[k] for k in ("act", "norm", "norm_position", "padding_mode")},
+    **{k: COMMON_OPTIONS[k] for k in ("act", "norm", "norm_position", "padding_mode", "se_gate")},
     "norm_eps": Opt(1e-5, "float", 0.0, 1.0, high_open=True),
     "norm_momentum": Opt(0.1, "float", 0.0, 1.0),
     "norm_groups": Opt(32, "int", 1),
     "drop_path": Opt(0.0, "float", 0.0, 1.0, high_open=True),
 }
 HEAD: dict[str, Opt] = {
+    "conv": Opt(None, "int_or_null", 1),
     "pool": Opt("avg", "str", choices=("avg", "max", "flatten", "spp")),
     "flatten_size": Opt(None, "size_or_null", 1),
     "spp_levels": Opt([1, 2, 4], "int_list", 1),
@@ -53,6 +54,20 @@ HEAD: dict[str, Opt] = {
     "act": Opt(None, "str_or_null", choices=COMMON_OPTIONS["act"].choices),
     "dropout": Opt(0.0, "float", 0.0, 1.0, high_open=True),
     "classifier": Opt("linear", "str", choices=("linear", "conv")),
+}
+#: An auxiliary classifier on a stage's output (GoogLeNet, Inception v3): trained with
+#: ``weight`` times its loss, never run in evaluation or exported.
+AUX: dict[str, Opt] = {
+    "pool": Opt("avg", "str", choices=("avg", "max")),
+    "pool_kernel": Opt(5, "int", 1),
+    "pool_stride": Opt(3, "int", 1),
+    "pool_size": Opt(None, "size_or_null", 1),
+    "channels": Opt([128], "int_list", 1),
+    "kernels": Opt([1], "int_list", 1),
+    "global_pool": Opt(False, "bool"),
+    "hidden": Opt([], "int_list", 1),
+    "dropout": Opt(0.0, "float", 0.0, 1.0, high_open=True),
+    "weight": Opt(0.3, "float", 0.0),
 }
 SCALING: dict[str, Opt] = {
     "width": Opt(1.0, "float", 0.0, None, high_open=False),
@@ -69,7 +84,7 @@ INIT: dict[str, Opt] = {
     "zero_init_residual": Opt(False, "bool"),
 }
 ENTRY_KEYS = ("out", "stride")
-STAGE_KEYS = ("block", "out", "repeats", "stride")
+STAGE_KEYS = ("block", "out", "repeats", "stride", "aux")
 
 
 class SpecError(ValueError):
@@ -278,9 +293,22 @@ def _stages(raw: Any, defaults: dict[str, Any], dims: int) -> list[dict[str, Any
                 "out": _out(f"stages[{i}].out", item.get("out")),
                 "repeats": _int(f"stages[{i}].repeats", item.get("repeats", 1)),
                 "stride": _int(f"stages[{i}].stride", item.get("stride", 1)),
+                "aux": _aux(f"stages[{i}].aux", item.get("aux"), dims),
             }
         )
     return stages
+
+
+def _aux(path: str, raw: Any, dims: int) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    aux = _fill(path, raw, AUX, dims)
+    if len(aux["channels"]) != len(aux["kernels"]):
+        raise SpecError(
+            f"{path}.kernels: one kernel per conv expected ({len(aux['channels'])} channels), "
+            f"got {aux['kernels']}"
+        )
+    return aux
 
 
 def _head(raw: Any, defaults: dict[str, Any], dims: int) -> dict[str, Any]:
@@ -339,12 +367,15 @@ class Plan:
     stages: list[list[Entry]] = field(default_factory=list)
     head_chs: int = 0
     head_size: list[int] = field(default_factory=list)
+    head_conv: int | None = None  # the head's 1x1 conv width, scaled
+    aux: dict[int, tuple[int, list[int], dict[str, Any]]] = field(default_factory=dict)
 
 
 def _scale_opts(cls: Any, opts: dict, width: float, divisor: int) -> dict:
     opts = dict(opts)
     for key in cls.CHANNEL_KEYS:
-        opts[key] = round_channels(opts[key], width, divisor)
+        if opts[key]:  # 0 means "none" (e.g. no reduce conv) and stays 0
+            opts[key] = round_channels(opts[key], width, divisor)
     return opts
 
 
@@ -370,8 +401,8 @@ def _entry(path, name, type_name, opts, in_chs, out, stride, size, dims, orig) -
     least = cls.min_size(opts, dims)
     if min(size) < least:
         raise SpecError(
-            f"{path}: input size {size} is smaller than the block's 3-D average pool needs "
-            f"({least} per axis; input size {orig})"
+            f"{path}: input size {size} is smaller than the block accepts ({least} per axis; "
+            f"input size {orig})"
         )
     out_size = cls.out_size(size, stride, opts, dims)
     if min(out_size) < 1:
@@ -379,6 +410,15 @@ def _entry(path, name, type_name, opts, in_chs, out, stride, size, dims, orig) -
             f"{path}: output size {out_size} from input size {size}: the kernel needs more input "
             f"than is left (input size {orig})"
         )
+    mode = opts.get("padding_mode")
+    if mode in ("reflect", "circular") and not cls.PRESERVES:
+        pad = cls.conv_padding(opts, dims)
+        if pad >= min(min(size), min(out_size)) + (mode == "circular"):
+            raise SpecError(
+                f"{path}.padding_mode: {mode} padding by {pad} needs a side longer than {pad}, "
+                f"the block sees {size} -> {out_size} (input size {orig}); zeros or replicate "
+                "pad any size"
+            )
     if opts.get("norm") == "instance" and min(math.prod(size), math.prod(out_size)) == 1:
         raise SpecError(
             f"{path}.norm: instance norm needs more than one spatial position, the block sees "
@@ -388,10 +428,68 @@ def _entry(path, name, type_name, opts, in_chs, out, stride, size, dims, orig) -
     return Entry(path, name, type_name, block_opts, in_chs, out_chs, stride, list(size), out_size)
 
 
+def _check_aux(path: str, aux: dict[str, Any], size: list[int], dims: int) -> None:
+    """The auxiliary head's pool and valid-padded convs must fit the stage's output size."""
+    if aux["pool_size"] is not None:
+        fs = aux["pool_size"]
+        size = [fs] * dims if _is_int(fs) else list(fs)
+    else:
+        if min(size) < aux["pool_kernel"]:
+            raise SpecError(
+                f"{path}.pool_kernel: {aux['pool_kernel']} is larger than the stage's output "
+                f"size {size}"
+            )
+        size = [(n - aux["pool_kernel"]) // aux["pool_stride"] + 1 for n in size]
+    for k in aux["kernels"]:
+        if min(size) < k:
+            raise SpecError(f"{path}.kernels: {k} is larger than the map it sees ({size})")
+        size = [n - k + 1 for n in size]
+
+
+def _plan_stage(
+    p: Plan,
+    i: int,
+    st: Mapping[str, Any],
+    chs: int,
+    size: list[int],
+    spec: Mapping[str, Any],
+    orig: list[int],
+) -> tuple[int, list[int]]:
+    """Append stage ``i`` (its scaled repeats, and its auxiliary head) to ``p``; return the
+    channels and size after it."""
+    sc, dims = spec["scaling"], p.dims
+    width, divisor = sc["width"], sc["divisor"]
+    block = st["block"]
+    cls = BLOCKS[block["type"]]
+    opts = _scale_opts(cls, block, width, divisor)
+    out = None if st["out"] is None else round_channels(st["out"], width, divisor)
+    stage, start_chs = [], chs
+    for j in range(scale_depth(st["repeats"], sc["depth"])):
+        stride = st["stride"] if j == 0 else 1
+        entry = _entry(
+            f"stages[{i}].block", f"stages.{i}.{j}", block["type"], opts, chs, out, stride,
+            size, dims, orig,
+        )  # fmt: skip
+        stage.append(entry)
+        chs, size = entry.out_chs, entry.out_size
+    if (cls.DERIVED_OUT or cls.PRESERVES) and out is not None and out != chs:
+        raise SpecError(
+            f"stages[{i}].out: a {block['type']!r} stage from {start_chs} channels gives "
+            f"{chs}, got {out}; give null (derived)"
+        )
+    p.stages.append(stage)
+    if st["aux"] is not None:
+        aux = dict(st["aux"])
+        aux["channels"] = [round_channels(c, width, divisor) for c in aux["channels"]]
+        _check_aux(f"stages[{i}].aux", aux, size, dims)
+        p.aux[i] = (chs, list(size), aux)
+    return chs, size
+
+
 def plan(spec: Mapping[str, Any]) -> Plan:
     """Scale and walk a canonical spec: every block with its in / out channels and sizes."""
     sc = spec["scaling"]
-    width, depth, divisor = sc["width"], sc["depth"], sc["divisor"]
+    width, divisor = sc["width"], sc["divisor"]
     dims = spec["input"]["dims"]
     orig = list(spec["input"]["size"])
     size = scaled_size(orig, sc["resolution"])
@@ -415,39 +513,14 @@ def plan(spec: Mapping[str, Any]) -> Plan:
         p.stem.append(entry)
         chs, size = entry.out_chs, entry.out_size
     for i, st in enumerate(spec["stages"]):
-        block = st["block"]
-        cls = BLOCKS[block["type"]]
-        opts = _scale_opts(cls, block, width, divisor)
-        out = None if st["out"] is None else round_channels(st["out"], width, divisor)
-        repeats = scale_depth(st["repeats"], depth)
-        stage, start_chs = [], chs
-        for j in range(repeats):
-            stride = st["stride"] if j == 0 else 1
-            entry = _entry(
-                f"stages[{i}].block",
-                f"stages.{i}.{j}",
-                block["type"],
-                opts,
-                chs,
-                out,
-                stride,
-                size,
-                dims,
-                orig,
-            )
-            stage.append(entry)
-            chs, size = entry.out_chs, entry.out_size
-        if (cls.DERIVED_OUT or cls.PRESERVES) and out is not None and out != chs:
-            raise SpecError(
-                f"stages[{i}].out: a {block['type']!r} stage from {start_chs} channels gives "
-                f"{chs}, got {out}; give null (derived)"
-            )
-        p.stages.append(stage)
+        chs, size = _plan_stage(p, i, st, chs, size, spec, orig)
     residual = [e for st in p.stages for e in st if BLOCKS[e.type].RESIDUAL]
     rate = spec["defaults"]["drop_path"]
     for k, e in enumerate(residual):
         e.drop_path = rate * k / max(1, len(residual))
     head = spec["head"]
+    if head["conv"] is not None:
+        p.head_conv = round_channels(head["conv"], width, divisor)
     if head["pool"] == "flatten" and head["flatten_size"] is not None:
         fs = head["flatten_size"]
         size = [fs] * dims if _is_int(fs) else list(fs)

@@ -7,13 +7,21 @@ import json
 import pytest
 
 from nas.cli import main
-from search_spaces import dump_spec, load_zoo
+from search_spaces import count, dump_spec, list_zoo, load_zoo
 
 
 def test_summary_of_a_zoo_name(capsys) -> None:
     assert main(["arch", "summary", "resnet18"]) == 0
     out = capsys.readouterr().out
     assert "stem.0.conv.0" in out and "params: 11,689,512" in out
+
+
+@pytest.mark.parametrize("name", list_zoo())
+def test_summary_of_every_zoo_entry(capsys, name: str) -> None:
+    classes = 10 if name in ("lenet5", "nin") else 1000
+    assert main(["arch", "summary", name, "--classes", str(classes), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["params"] == count(load_zoo(name), classes).params
 
 
 def test_summary_json_of_a_file(tmp_path, capsys) -> None:

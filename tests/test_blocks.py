@@ -51,6 +51,10 @@ OPTS: dict[str, tuple[dict, int]] = {
     "pool": ({"kind": "max", "kernel": 2}, 2),
     "se": ({"ratio": 0.25}, 1),
     "norm_act": ({}, 1),
+    "inception_reduction": ({"form": "a", "b1": 4, "b2_red": 2, "b2": 2}, 2),
+    "channel_shuffle": ({"groups": 2}, 1),
+    "shuffle": ({"kernel": 3}, 2),
+    "xception": ({"convs": 2}, 2),
 }
 
 
@@ -102,6 +106,43 @@ def test_block_builds_and_runs(type_name: str, dims: int) -> None:
 def test_factorized_inception_forms(form: str, dims: int) -> None:
     opts = {"b1": 2, "b2_red": 2, "b2": 2, "b3_red": 2, "b3": 2, "pool_proj": 2, "kernel": 3}
     _run(_spec({"type": "inception_v3", "form": form, **opts}, dims))
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_reduction_form_b_and_shuffle_at_stride_1(dims: int) -> None:
+    opts = {"form": "b", "kernel": 3, "b1_red": 2, "b1": 2, "b2_red": 2, "b2": 2}
+    _run(_spec({"type": "inception_reduction", **opts}, dims, 2))
+    _run(_spec({"type": "shuffle"}, dims, 1))
+    _run(_spec({"type": "shuffle"}, dims, 1, out=6))  # a change of width: the two-branch form
+    _run(_spec({"type": "inception_reduction", "valid": False}, dims, 2))
+    _run(_spec({"type": "xception", "convs": 3, "grow_first": False, "first_act": False}, dims, 1))
+
+
+def test_channel_shuffle_interleaves_groups() -> None:
+    from search_spaces.blocks.shuffle import channel_shuffle
+
+    x = torch.arange(6.0).reshape(1, 6, 1, 1)
+    assert channel_shuffle(x, 2).flatten().tolist() == [0, 3, 1, 4, 2, 5]
+    assert channel_shuffle(x, 3).flatten().tolist() == [0, 2, 4, 1, 3, 5]
+
+
+@pytest.mark.parametrize("bypass", ["simple", "complex"])
+def test_fire_bypass(bypass: str) -> None:
+    fire = {"type": "fire", "squeeze": 2, "e1": 4, "e3": 4, "bypass": bypass}
+    assert isinstance(build(_spec(fire, 2), 3).stages[0][0].bypass, nn.Identity)  # 8 -> 8
+    _run(_spec(fire, 2))
+    changed = build(_spec({**fire, "e1": 2}, 2), 3).stages[0][0].bypass  # 8 -> 6
+    assert (changed is None) == (bypass == "simple")  # complex: a 1x1 conv + norm
+    _run(_spec({**fire, "e1": 2}, 2))
+
+
+def test_mobilenet_v3_se_is_hard_sigmoid_over_expanded_channels() -> None:
+    block = {"type": "inverted_residual", "expansion": 3, "se": 0.25, "se_gate": "hard_sigmoid"}
+    model = build(_spec(block, 2), 3)
+    se = next(m for m in model.modules() if type(m).__name__ == "SqueezeExcite")
+    assert isinstance(se.gate, nn.Hardsigmoid) and isinstance(se.act, nn.ReLU)
+    assert se.reduce.out_channels == 8  # make_divisible(24 * 0.25 = 6, 8)
+    _run(_spec(block, 2))
 
 
 @pytest.mark.parametrize("dims", [1, 2, 3])
@@ -172,6 +213,7 @@ def test_blocks_share_one_signature() -> None:
             norm_position="before_act",
             padding_mode="zeros",
             se=0.0,
+            se_gate="sigmoid",
             **opts,
         )
         assert isinstance(block, nn.Module)

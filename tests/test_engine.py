@@ -226,3 +226,33 @@ class _OutOfMemoryInTraining(nn.Module):
 def test_out_of_memory_is_a_status(digits):
     r = train(_OutOfMemoryInTraining(), digits, FAST, epochs=1, device="cpu")
     assert r.status == "oom" and "out of memory" in r.reason
+
+
+def test_auxiliary_classifier_is_trained_with_its_weight(digits):
+    """A spec's auxiliary head (GoogLeNet-style) is trained through forward_with_aux."""
+    from search_spaces import build
+
+    aux = {"pool_size": 2, "channels": [4], "kernels": [1], "hidden": [8], "weight": 0.3}
+    spec = {
+        "version": 1,
+        "input": {"dims": 2, "channels": 1, "size": [8, 8]},
+        "stages": [
+            {"block": {"type": "conv"}, "out": 8, "aux": aux},
+            {"block": {"type": "conv"}, "out": 8, "stride": 2},
+        ],
+    }
+    torch.manual_seed(0)
+    model = build(spec, 10)
+    before = [p.detach().clone() for p in model.aux_heads.parameters()]
+    forward_with_aux, seen = model.forward_with_aux, []
+
+    def spy(x):
+        out, aux_out = forward_with_aux(x)
+        seen.append([w for w, _ in aux_out])
+        return out, aux_out
+
+    model.forward_with_aux = spy
+    r = train(model, digits, FAST, epochs=1, device="cpu")
+    assert r.ok and seen and all(w == [0.3] for w in seen)
+    after = list(model.aux_heads.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))

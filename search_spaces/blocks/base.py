@@ -1,7 +1,7 @@
 """The block contract: option schema, shared keyword signature and the ``type -> class`` registry.
 
 Every block takes ``in_chs, out_chs, stride`` plus the common options (``act, norm,
-norm_position, padding_mode, se``) and its own options, declared in ``OPTIONS`` so that the
+norm_position, padding_mode, se, se_gate``) and its own options, declared in ``OPTIONS`` so that the
 spec validator (:mod:`search_spaces.spec`) can check and fill them without building anything.
 """
 
@@ -45,6 +45,7 @@ COMMON_OPTIONS: dict[str, Opt] = {
     "norm_position": Opt("before_act", "str", choices=("before_act", "after_act")),
     "padding_mode": Opt("zeros", "str", choices=PADDING_MODES),
     "se": Opt(0.0, "float", 0.0, 1.0),
+    "se_gate": Opt("sigmoid", "str", choices=("sigmoid", "hard_sigmoid")),
 }
 
 BLOCKS: dict[str, type[Block]] = {}
@@ -117,6 +118,7 @@ class Block(nn.Module):
         norm_position: str = "before_act",
         padding_mode: str = "zeros",
         se: float = 0.0,
+        se_gate: str = "sigmoid",
         norm_kwargs: dict | None = None,
         drop_path: float = 0.0,
     ) -> None:
@@ -124,7 +126,7 @@ class Block(nn.Module):
         self.in_chs, self.out_chs, self.stride, self.dims = in_chs, out_chs, stride, dims
         self.act_name, self.norm_name = act, norm
         self.norm_position, self.padding_mode = norm_position, padding_mode
-        self.se_ratio = se
+        self.se_ratio, self.se_gate = se, se_gate
         self.norm_kwargs = dict(norm_kwargs or {})
         self.drop_path_rate = drop_path
 
@@ -154,6 +156,18 @@ class Block(nn.Module):
         """Smallest input length per axis the block accepts (PyTorch's 3-D average pooling
         refuses inputs shorter than its kernel, whatever the padding)."""
         return 1
+
+    @classmethod
+    def conv_padding(cls, opts: dict, dims: int) -> int:
+        """The widest padding the block's convolutions apply (``padding_mode`` reflect and
+        circular need a side longer than it): from its kernel / dilation options, else a 3x3's."""
+        kernels = [
+            k
+            for key, v in opts.items()
+            if key.endswith("kernel") and v is not None
+            for k in to_tuple(v, dims)
+        ]
+        return opts.get("dilation", 1) * (max(kernels or [3]) - 1) // 2
 
     @classmethod
     def out_size(cls, size: Sequence[int], stride: int, opts: dict, dims: int) -> list[int]:
@@ -191,7 +205,9 @@ class Block(nn.Module):
         """A SqueezeExcite on ``channels`` when ``se`` > 0, else Identity."""
         if self.se_ratio <= 0:
             return nn.Identity()
-        return SqueezeExcite(channels, self.se_ratio, dims=self.dims, act=self.act_name, base=base)
+        return SqueezeExcite(
+            channels, self.se_ratio, dims=self.dims, act=self.act_name, base=base, gate=self.se_gate
+        )
 
     def kernel_tuple(self, kernel: int | Sequence[int]) -> tuple[int, ...]:
         return to_tuple(kernel, self.dims)

@@ -237,7 +237,8 @@ class Flattened(Block):
 class DwSep(Block):
     """Depthwise-separable convolution: depthwise kxk then pointwise 1x1.
     MobileNet v1 (Howard et al. 2017) puts norm+act between the two; Xception (Chollet 2017)
-    puts neither (``mid_norm: false, mid_act: false``)."""
+    puts neither (``mid_norm: false, mid_act: false``), and then no bias on the depthwise conv
+    either: it would feed the pointwise conv linearly, which already has a norm."""
 
     OPTIONS = {
         "kernel": KERNEL,
@@ -268,6 +269,7 @@ class DwSep(Block):
             groups=in_chs,
             act=mid_act,
             norm=mid_norm,
+            bias=False if not (mid_norm or mid_act) else None,  # linear into the pointwise
         )
         self.pw = self.cna(in_chs, out_chs, 1)
 

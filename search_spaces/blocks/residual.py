@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from search_spaces.blocks.base import Block, Opt, register
-from search_spaces.layers import DropPath, get_act
+from search_spaces.layers import DropPath, get_act, get_pool
 
-__all__ = ["Basic", "Bottleneck", "InvertedResidual"]
+__all__ = ["Basic", "Bottleneck", "InvertedResidual", "Xception"]
 
 SHORTCUT = Opt("auto", "str", choices=("auto", "projection"))
 
@@ -113,7 +113,10 @@ class InvertedResidual(Block):
     """Inverted residual with linear bottleneck, MobileNetV2 (Sandler et al. 2018):
     1x1 expand (skipped at expansion 1) -> depthwise kxk -> SE -> linear 1x1 project, residual
     when stride 1 and in == out. As ``mbconv`` it is EfficientNet's MBConv (Tan & Le 2019):
-    SE on by default with squeeze channels relative to the block *input*, stochastic depth."""
+    SE on by default with squeeze channels relative to the block *input*, stochastic depth.
+    With ``se_gate: hard_sigmoid`` and ``act: hard_swish`` it is MobileNetV3's block (Howard
+    et al. 2019): SE over the expanded channels (``make_divisible(mid * se)``), hard-sigmoid
+    gate; a fractional ``expansion`` gives its expanded widths (e.g. 80 * 2.3 = 184)."""
 
     OPTIONS = {"expansion": Opt(6, "float", 1.0), "kernel": Opt(3, "kernel", 1)}
     PER_TYPE_DEFAULTS = {"mbconv": {"se": 0.25}}
@@ -128,7 +131,8 @@ class InvertedResidual(Block):
         self.has_skip = stride == 1 and in_chs == out_chs
         self.expand = self.cna(in_chs, mid, 1) if mid != in_chs else nn.Identity()
         self.dw = self.cna(mid, mid, kernel, stride, groups=mid)
-        self.se = self.make_se(mid, base=in_chs)
+        # EfficientNet squeezes relative to the block input, MobileNetV3 to the expanded width
+        self.se = self.make_se(mid, base=mid if self.se_gate == "hard_sigmoid" else in_chs)
         self.project = self.cna(mid, out_chs, 1, act=False)
         self.drop_path = DropPath(self.drop_path_rate) if self.has_skip else nn.Identity()
 
@@ -139,3 +143,61 @@ class InvertedResidual(Block):
     def zero_init_last(self) -> None:
         if self.has_skip and getattr(self.project.norm, "weight", None) is not None:
             nn.init.zeros_(self.project.norm.weight)
+
+
+@register("xception")
+class Xception(Block):
+    """Xception block (Chollet 2017, figure 5): ``convs`` times act -> separable conv (depthwise
+    3x3, pointwise 1x1, no norm or act between) -> norm, then a 3x3 max pool with the stride
+    when it is > 1; plus a shortcut (identity, or a strided 1x1 conv + norm when the shape
+    changes). ``grow_first``: the first separable conv goes to ``out`` (entry and middle flow),
+    else the last one does (exit flow); ``first_act: false`` drops the leading activation (the
+    first block, which follows a conv -> norm -> act)."""
+
+    OPTIONS = {
+        "convs": Opt(3, "int", 1),
+        "kernel": Opt(3, "kernel", 1),
+        "grow_first": Opt(True, "bool"),
+        "first_act": Opt(True, "bool"),
+    }
+    RESIDUAL = True
+
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        stride: int = 1,
+        *,
+        convs=3,
+        kernel=3,
+        grow_first=True,
+        first_act=True,
+        **common: Any,
+    ) -> None:
+        super().__init__(in_chs, out_chs, stride, **common)
+        widths = [in_chs] + [
+            out_chs if grow_first or i == convs - 1 else in_chs for i in range(convs)
+        ]
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(widths, widths[1:], strict=False)):
+            if i or first_act:
+                act = get_act(self.act_name, a)
+                if i == 0 and hasattr(act, "inplace"):
+                    act.inplace = False  # the shortcut still reads the block's input
+                layers.append(act)
+            layers.append(self.cna(a, a, kernel, groups=a, act=False, norm=False, bias=False))
+            layers.append(self.cna(a, b, 1, act=False))
+        if stride > 1:
+            layers.append(get_pool("max", self.dims, 3, stride, 1))
+        self.branch = nn.Sequential(*layers)
+        same = stride == 1 and in_chs == out_chs
+        self.shortcut = nn.Identity() if same else self.cna(in_chs, out_chs, 1, stride, act=False)
+        self.drop_path = DropPath(self.drop_path_rate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop_path(self.branch(x)) + self.shortcut(x)
+
+    def zero_init_last(self) -> None:
+        norms = [m for m in self.branch if hasattr(m, "norm")]
+        if norms and getattr(norms[-1].norm, "weight", None) is not None:
+            nn.init.zeros_(norms[-1].norm.weight)

@@ -238,9 +238,14 @@ class _Run:
 
     def _train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         model, opt, s = self.model, self.opt, self.s
+        aux_forward = getattr(model, "forward_with_aux", None)
         with _autocast(self.device):
-            out = model(xb)
+            out, aux = aux_forward(xb) if aux_forward is not None else (model(xb), [])
         loss = F.cross_entropy(out.float(), yb, label_smoothing=s.label_smoothing)
+        for weight, logits in aux:  # auxiliary classifiers (GoogLeNet, Inception v3)
+            loss = loss + weight * F.cross_entropy(
+                logits.float(), yb, label_smoothing=s.label_smoothing
+            )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if s.grad_clip > 0:
