@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from search_spaces.sampler import sample
+from search_spaces.sampler import BRANCH_RATIOS, sample
 from search_spaces.space import DEFAULTS_TABLE, Space, load_space
 from search_spaces.spec import canonical, load_spec
 
@@ -71,7 +71,11 @@ class _Answers:
         if first == "head":
             if parts[1] == "hidden":
                 return head["hidden"][0] if head.get("hidden") else 0
+            if parts[1] == "conv":
+                return head.get("conv") or 0
             return head[parts[1]]
+        if first == "init":
+            return spec["init"][parts[1]]
         if first == "train":
             return self.train[parts[-1]]
         if first.startswith("stage"):
@@ -107,8 +111,8 @@ class _Answers:
         if key == "width":
             if stage.get("out") is not None:
                 return stage["out"]
-            if block["type"] in ("inception", "inception_v3"):
-                return int(round(block["b1"] / 0.25))
+            if block["type"] in BRANCH_RATIOS:
+                return int(round(block["b1"] / BRANCH_RATIOS[block["type"]]["b1"]))
             return block.get("e1", 0) * 2  # fire: expand 1x1 is half the stage width
         return block.get(key)
 

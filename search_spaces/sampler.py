@@ -106,6 +106,12 @@ INCEPTION_RATIOS = {"b1": 0.25, "b2_red": 0.375, "b2": 0.5, "b3_red": 0.0625, "b
 #: Inception v3 Mixed_5b branch widths as fractions of the module output (64+64+96+32 = 256).
 INCEPTION_V3_RATIOS = {"b1": 0.25, "b2_red": 0.1875, "b2": 0.25, "b3_red": 0.25, "b3": 0.375,
                        "pool_proj": 0.125}  # fmt: skip
+#: Inception v3 Mixed_6a branch widths as fractions of its new channels (384 + 96; the
+#: pooled input is concatenated to them).
+REDUCTION_RATIOS = {"b1": 0.8, "b2_red": 0.1333, "b2": 0.2}
+#: Block types whose branch widths follow from the stage width by the ratios above.
+BRANCH_RATIOS = {"inception": INCEPTION_RATIOS, "inception_v3": INCEPTION_V3_RATIOS,
+                 "inception_reduction": REDUCTION_RATIOS}  # fmt: skip
 
 
 class SampleRejected(ValueError):
@@ -218,8 +224,14 @@ def _count_bounds(space: Space) -> tuple[int, int]:
     return int(c.low), int(c.high)
 
 
-def _block(trial: Any, space: Space, option: Any, prefix: str) -> tuple[dict, int | None, int]:
-    """(block dict, stage out or None when derived, repeats) of one stage's block."""
+def _block(
+    trial: Any, space: Space, option: Any, prefix: str, in_chs: int | None
+) -> tuple[dict, int | None, int]:
+    """(block dict, stage out or None when derived, repeats) of one stage's block.
+
+    ``in_chs`` is the stage's input width when the sampler knows it (None after a block
+    whose width the catalog derives): a grouped conv is only drawn where it is known, as
+    its groups must divide it."""
 
     def draw(key: str, choice: Any) -> Any:
         return choice.suggest(trial, f"{prefix}.{space.option_names[(option.label, key)]}")
@@ -231,12 +243,14 @@ def _block(trial: Any, space: Space, option: Any, prefix: str) -> tuple[dict, in
 
     block: dict[str, Any] = {"type": option.type}
     for key, choice in option.options.items():
+        if option.type == "conv" and key == "groups" and in_chs is None:
+            continue  # groups 1
         block[key] = draw(key, choice)
     repeats = stage_level("repeats")
     if option.type == "dense":
         return block, None, repeats
     width = stage_level("width")
-    ratios = {"inception": INCEPTION_RATIOS, "inception_v3": INCEPTION_V3_RATIOS}.get(option.type)
+    ratios = BRANCH_RATIOS.get(option.type)
     if ratios is not None:
         block.update({k: max(4, round(width * r)) for k, r in ratios.items()})
         return block, None, repeats
@@ -286,10 +300,12 @@ def sample(
 
     stem, stem_down = _stem(trial, space, sizes)
     count = _stage_count(trial, space, sizes, scaling["resolution"], stem_down, floor)
-    stages = _stages(trial, space, dims, count)
+    stages = _stages(trial, space, dims, count, stem[0]["out"])
     h = space.head
     hidden = h["hidden"].suggest(trial, "head.hidden")
+    conv = h["conv"].suggest(trial, "head.conv")
     head = {
+        "conv": conv or None,
         "pool": h["pool"].suggest(trial, "head.pool"),
         "hidden": [hidden] if hidden else [],
         "dropout": h["dropout"].suggest(trial, "head.dropout"),
@@ -302,6 +318,7 @@ def sample(
         "stages": stages,
         "head": head,
         "scaling": {**scaling, "divisor": 8},
+        "init": {key: c.suggest(trial, f"init.{key}") for key, c in space.init.items()},
     }
     train = train_settings(trial, space)
     spec = load_spec(spec)
@@ -328,7 +345,9 @@ def _stage_count(
     return low if low == high else int(trial.suggest_int("stages", low, high))
 
 
-def _stages(trial: Any, space: Space, dims: int, count: int) -> list[dict[str, Any]]:
+def _stages(
+    trial: Any, space: Space, dims: int, count: int, in_chs: int | None
+) -> list[dict[str, Any]]:
     """The stages: a block per stage, every stage after the first halving the size (a pool
     or a DenseNet transition in front of a block type that cannot stride)."""
     options = {b.label: b for b in space.blocks_for(dims)}
@@ -336,7 +355,8 @@ def _stages(trial: Any, space: Space, dims: int, count: int) -> list[dict[str, A
     for i in range(1, count + 1):
         prefix = f"stage{i}"
         option = options[_pick(trial, f"{prefix}.block", list(options))]
-        block, out, repeats = _block(trial, space, option, prefix)
+        block, out, repeats = _block(trial, space, option, prefix, in_chs)
+        in_chs = out
         stride = 2 if i > 1 else 1
         if stride == 2 and option.type in STRIDE_ONE:
             if option.type == "dense":

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from search_spaces.blocks import BLOCKS
+from search_spaces.layers import ACTIVATIONS, NORMS, PADDING_MODES
 
 SPACES_DIR = Path(__file__).resolve().parent
 
@@ -343,11 +344,7 @@ def _read_train(r: _Reader, node: Any) -> tuple[dict[str, Choice], dict[str, dic
 
 # ----------------------------------------------------------------------------- architecture
 
-ACTS = (
-    "relu", "leaky_relu", "prelu", "elu", "selu", "gelu", "silu", "swish", "relu6",
-    "hard_swish", "mish", "tanh", "sigmoid", "softplus", "softsign",
-)  # fmt: skip
-NORMS = ("batch", "layer", "instance", "group", "none")
+ACTS = tuple(a for a in ACTIVATIONS if a != "none")
 POOL_KINDS = ("max", "avg", "min", "lp", "mixed", "stochastic")
 SE_RATIO = UNIT_CLOSED
 
@@ -356,7 +353,14 @@ DEFAULTS_TABLE: dict[str, tuple[Check, Any]] = {
     "act": (one_of(ACTS), "relu"),
     "norm": (one_of(NORMS), "batch"),
     "norm_position": (one_of(("before_act", "after_act")), "before_act"),
+    "padding_mode": (one_of(PADDING_MODES), "zeros"),
+    "se_gate": (one_of(("sigmoid", "hard_sigmoid")), "sigmoid"),
     "drop_path": (UNIT_FLOAT, 0.0),
+}
+#: Weight initialisation (spec ``init``).
+INIT_TABLE: dict[str, tuple[Check, Any]] = {
+    "scheme": (one_of(("default", "kaiming", "xavier")), "default"),
+    "zero_init_residual": (BOOL, False),
 }
 #: The stem: one conv (``width`` channels) and, where the input leaves room, a downsampling.
 STEM_TABLE: dict[str, tuple[Check, Any]] = {
@@ -375,6 +379,7 @@ STAGES_TABLE: dict[str, tuple[Check, Any]] = {
                           lambda v: 0 < v <= 1, rangeable=True), 0.5),
 }  # fmt: skip
 HEAD_TABLE: dict[str, tuple[Check, Any]] = {
+    "conv": (NONNEG_INT, 0),
     "pool": (one_of(("avg", "max", "spp")), "avg"),
     "hidden": (NONNEG_INT, 0),
     "dropout": (UNIT_FLOAT, 0.0),
@@ -389,8 +394,9 @@ LIMITS_KEYS = ("max_params", "max_macs")
 #: Searchable options of each block type (SPEC.md "Block types"); every type also takes
 #: ``act``. Channel-count options are not listed: the sampler derives them from the stage
 #: width so one ``stageN.width`` means the same thing for every block.
+SHORTCUT = one_of(("auto", "projection"))
 BLOCK_TABLE: dict[str, dict[str, Check]] = {
-    "conv": {"kernel": ODD_INT, "dilation": POS_INT, "se": SE_RATIO},
+    "conv": {"kernel": ODD_INT, "dilation": POS_INT, "groups": POW2_INT, "se": SE_RATIO},
     "dwsep": {
         "kernel": ODD_INT, "dilation": POS_INT, "mid_norm": BOOL, "mid_act": BOOL,
         "se": SE_RATIO,
@@ -398,14 +404,20 @@ BLOCK_TABLE: dict[str, dict[str, Check]] = {
     "asym": {"kernel": ODD_INT, "separate": BOOL, "se": SE_RATIO},
     "flattened": {"kernel": ODD_INT, "se": SE_RATIO},
     "mlpconv": {"kernel": ODD_INT, "layers": POS_INT, "se": SE_RATIO},
-    "basic": {"se": SE_RATIO},
-    "bottleneck": {"expansion": POS_INT, "groups": POW2_INT, "se": SE_RATIO},
+    "basic": {"shortcut": SHORTCUT, "se": SE_RATIO},
+    "bottleneck": {
+        "expansion": POS_INT, "groups": POW2_INT, "base_width": POS_INT, "shortcut": SHORTCUT,
+        "se": SE_RATIO,
+    },
     "dense": {"growth": POS_INT, "bn_size": NONNEG_INT},
     "inception": {"b3_kernel": ODD_INT},
-    "inception_v3": {"form": one_of(("a", "b", "c")), "kernel": ODD_INT},
+    "inception_v3": {"form": one_of(("a", "b", "c")), "kernel": ODD_INT, "b2_kernel": ODD_INT},
+    "inception_reduction": {"form": one_of(("a", "b")), "kernel": ODD_INT, "valid": BOOL},
     "inverted_residual": {"expansion": POS_INT, "kernel": ODD_INT, "se": SE_RATIO},
     "mbconv": {"expansion": POS_INT, "kernel": ODD_INT, "se": SE_RATIO},
-    "fire": {},
+    "fire": {"bypass": one_of(("none", "simple", "complex"))},
+    "shuffle": {"kernel": ODD_INT},
+    "xception": {"convs": POS_INT, "kernel": ODD_INT, "grow_first": BOOL},
 }  # fmt: skip
 #: Block types that cannot stride, as the catalog says: a downsampling stage gets a pool
 #: (or, before a dense block, a DenseNet transition) in front of them.
@@ -446,6 +458,7 @@ class Space:
     blocks: tuple[BlockOption, ...]
     head: dict[str, Choice]
     scaling: dict[str, Choice]
+    init: dict[str, Choice]
     train: dict[str, Choice]
     optimizers: dict[str, dict[str, Choice]]
     option_names: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -516,7 +529,7 @@ def _read_space(raw: Any, name: str, source: str) -> Space:
         raw,
         "",
         ("name", "description", "dims", "limits", "defaults", "stem", "stages", "head",
-         "scaling", "train"),
+         "scaling", "init", "train"),
         ("dims", "stages", "train"),
     )  # fmt: skip
     description = top.get("description", "")
@@ -559,6 +572,7 @@ def _read_space(raw: Any, name: str, source: str) -> Space:
         blocks=blocks,
         head=r.choices(top.get("head"), "head", HEAD_TABLE),
         scaling=r.choices(top.get("scaling"), "scaling", SCALING_TABLE),
+        init=r.choices(top.get("init"), "init", INIT_TABLE),
         train=train,
         optimizers=optimizers,
         option_names=_option_names(blocks),

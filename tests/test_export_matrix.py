@@ -19,11 +19,12 @@ from test_export_support import make_checkpoint
 
 import search_spaces
 from nas.export import export_checkpoint
+from search_spaces.blocks import BLOCKS
 
 SIZES = {1: [20], 2: [10, 10], 3: [6, 6, 6]}
-STRIDE_ONE = {"dense", "inception", "inception_v3", "fire"}
+STRIDE_ONE = {name for name, cls in BLOCKS.items() if cls.NEEDS_STRIDE_1}
 #: Block types whose output width the catalog derives (``out: null``).
-DERIVED_OUT = {"dense", "inception", "inception_v3", "fire"}
+DERIVED_OUT = {name for name, cls in BLOCKS.items() if cls.DERIVED_OUT}
 STRIDED_CONV = "strided_conv"
 
 
