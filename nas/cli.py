@@ -27,16 +27,50 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps descriptions as written and adds ``(default: X)`` to an option's help when the
+    help does not say its default already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        unset = action.default is None or action.default is False
+        shown = not unset and action.default is not argparse.SUPPRESS and action.nargs != 0
+        if shown and "default" not in text and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports bad arguments as one line with exit code 2 (its default)."""
+    """argparse whose bad-argument errors are :class:`UsageError` (one line, exit code 2 in
+    the CLI; raised as they are by the Python API)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs["formatter_class"] = _HelpFormatter  # every command's help shows its defaults
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"nas: error: {message}\n")
+        raise UsageError(message)
+
+
+def version() -> str:
+    """The installed package's version."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("nas-catalog")
+    except PackageNotFoundError:  # a source checkout that was never installed
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser, with every available command registered."""
-    parser = _Parser(prog="nas", description="Neural-architecture search over classic CNN blocks.")
+    parser = _Parser(
+        prog="nas",
+        description="Neural-architecture search over classic CNN blocks.",
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"nas {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMANDS:
@@ -46,16 +80,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nas`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else list(argv)))
     try:
-        return int(args.func(args) or 0)
+        parser = build_parser()
+        args = parser.parse_args(
+            _join_negative_values(sys.argv[1:] if argv is None else list(argv))
+        )
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in Python's exit
+        return code
     except UsageError as exc:
         print(f"nas: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("nas: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _closed_pipe()
+
+
+def _closed_pipe() -> int:
+    """The reader of our output went away (``nas leaderboard | head``): stop quietly, as
+    ``cat`` does. Python would otherwise print a traceback when it flushes stdout at exit,
+    so stdout is pointed at /dev/null first."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141  # 128 + SIGPIPE, what a shell reports for a command its pipe closed
 
 
 def _join_negative_values(argv: list[str]) -> list[str]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 
-class UsageError(Exception):
-    """Bad user input (a value, a path, a name). The CLI prints it as one line and exits 2.
+class UsageError(ValueError):
+    """Bad user input (a value, a path, a name). The CLI prints it as one line and exits 2;
+    the Python API (:mod:`nas.api`) raises it (a ``ValueError``) with the same message.
 
     The message names the bad value and what is accepted, e.g.
     ``--budget 'banana': expected 90s, 30m, 2h, 50trials, 4gpu-h or 2cpu-h``.

@@ -145,6 +145,8 @@ class SearchState:
     stop_reason: str | None = None  # set to stop the search before its budget (disk full)
     running: int = 0
     best: float | None = None
+    best_trial: int | None = None  # the trial that reached ``best``
+    best_params: int | None = None  # its parameter count, when reported
     gave_up: str | None = None  # why the searcher stopped proposing trials, if it did
     budget_spent: threading.Event = field(default_factory=threading.Event)
     open_trials: dict[int, Any] = field(default_factory=dict)  # number -> optuna.Trial
@@ -170,24 +172,27 @@ class SearchState:
         elif isinstance(event, TrialRecovered):
             self.recoveries += 1
         elif isinstance(event, EpochReported):
-            self._apply_result(event.result)
+            self._apply_result(event.number, event.result)
         elif isinstance(event, TrialEnded | TrialReused | TrialNeverRan):
             column = row(event.status).column
             self.counts[column] = self.counts.get(column, 0) + 1
             if isinstance(event, TrialReused) and event.values:
-                self._improve(event.values[0])
+                cost = event.config.get("cost") or {}
+                self._improve(event.values[0], event.number, cost.get("params"))
         elif isinstance(event, Progress):
             self.running = event.running
 
-    def _apply_result(self, result: dict[str, Any]) -> None:
+    def _apply_result(self, number: int, result: dict[str, Any]) -> None:
         if "time_this_iter_s" in result:
             self.device_seconds += float(result["time_this_iter_s"]) * self.devices_per_trial
         if TrialStatus.parse(result.get("status")) in (TrialStatus.RUNNING, TrialStatus.COMPLETED):
-            self._improve(result.get(self.metric))
+            self._improve(result.get(self.metric), number, result.get("params"))
 
-    def _improve(self, value: Any) -> None:
+    def _improve(self, value: Any, number: int, params: Any) -> None:
         if isinstance(value, int | float) and math.isfinite(value):
-            self.best = value if self.best is None else max(self.best, value)
+            if self.best is None or value > self.best:
+                self.best, self.best_trial = value, number
+                self.best_params = int(params) if isinstance(params, int | float) else None
 
     # -- budget ----------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from typing import IO, Any
 
 from nas.budget import format_seconds
 from nas.events import Progress, SearchState
+from nas.results import format_count
 
 
 class LiveView:
@@ -47,7 +48,10 @@ class LiveView:
             progress = f"{self.trials_before + s.trials_started}/{int(s.budget.amount)} trials"
         else:
             progress = f"{s.budget.describe(s.spent)} / {s.budget.describe()}"
-        best = f"{s.best:.4f}" if s.best is not None else "-"
+        best = "-"
+        if s.best is not None:
+            size = f", {format_count(s.best_params)} params" if s.best_params else ""
+            best = f"{s.best:.4f} (trial {s.best_trial}{size})"
         return (
             f"[{format_seconds(s.wall_seconds)}] {progress} | done {c.get('done', 0)} "
             f"running {s.running} pruned {c.get('pruned', 0)} stopped {c.get('stopped', 0)} "

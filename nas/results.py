@@ -155,13 +155,14 @@ def handover_record(records: list[TrialRecord]) -> tuple[TrialRecord | None, str
     best = min(partial, key=_rank_key)
     note = (
         f"no trial completed; handing over trial {best.trial} ({best.status} after "
-        f"{_fmt_int(best.samples)} samples at val_acc {best.value:.4f}), the best of those "
+        f"{format_count(best.samples)} samples at val_acc {best.value:.4f}), the best of those "
         "that reported"
     )
     return best, note
 
 
-def _fmt_int(n: int | None) -> str:
+def format_count(n: int | None) -> str:
+    """``14.3k``, ``2.54M``, ``1.10G``: a parameter or MAC count for tables."""
     if n is None:
         return "-"
     if n >= 1e9:
@@ -192,9 +193,9 @@ def format_table(records: list[TrialRecord], limit: int | None = 20, multi: bool
             str(rank),
             str(r.trial),
             _fmt_value(r),
-            _fmt_int(r.params),
-            _fmt_int(r.macs),
-            _fmt_int(r.samples),
+            format_count(r.params),
+            format_count(r.macs),
+            format_count(r.samples),
             r.status,
             r.spec_id or "-",
         ]

@@ -15,8 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="show the trials of a search without running anything",
         description=__doc__,
     )
-    p.add_argument("--workdir", default=DEFAULT_WORKDIR)
-    p.add_argument("--name", default=DEFAULT_NAME)
+    p.add_argument("--workdir", default=DEFAULT_WORKDIR, help="the search's working folder")
+    p.add_argument("--name", default=DEFAULT_NAME, help="the search's name (its Optuna study)")
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///WORKDIR/optuna.db)")
     p.add_argument(
         "--limit", type=int, default=20, help="rows in the table (default 20; --json prints all)"
@@ -29,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from nas.errors import UsageError
     from nas.results import format_table, load_study, trial_records
 
+    if args.limit < 1:
+        raise UsageError(f"--limit {args.limit}: expected an integer >= 1 (--json prints all)")
     workdir = Path(args.workdir)
     if not args.storage and not (workdir / "optuna.db").is_file():
         raise UsageError(f"--workdir {args.workdir!r}: no search found there (no optuna.db)")

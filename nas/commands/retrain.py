@@ -16,8 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="retrain the best (or a chosen) architecture of a search",
         description=__doc__,
     )
-    p.add_argument("--workdir", default=DEFAULT_WORKDIR)
-    p.add_argument("--name", default=DEFAULT_NAME)
+    p.add_argument("--workdir", default=DEFAULT_WORKDIR, help="the search's working folder")
+    p.add_argument("--name", default=DEFAULT_NAME, help="the search's name (its Optuna study)")
     which = p.add_mutually_exclusive_group()
     which.add_argument(
         "--trial", type=int, help="the Optuna trial number (any point of a Pareto front)"
@@ -30,10 +30,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=int,
         help="epochs (default: twice the search's full fidelity, at least 20 and 500 steps)",
     )
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=int, help="training seed (default: the search's)")
     p.add_argument("--storage", help="Optuna storage URL, if the search used --storage")
     p.add_argument("--tracking-uri", help="MLflow tracking URI, if the search used --tracking-uri")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
 

@@ -56,7 +56,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--resume", action="store_true", help="continue the search of this --name in --workdir"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed", type=int, default=0, help="seeds the sampler, the data split and every trial"
+    )
     p.add_argument(
         "--sampler", choices=SAMPLERS, default="tpe", help="Optuna sampler (default: tpe)"
     )
@@ -96,7 +98,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=0.1,
         help="share of training data held out for validation",
     )
-    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument(
+        "--cpus-per-trial", type=float, default=1.0, help="CPU cores each trial holds on Ray"
+    )
     p.add_argument(
         "--gpus-per-trial",
         type=float,
