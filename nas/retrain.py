@@ -133,6 +133,7 @@ def retrain(
                 "mean": data.mean.flatten().tolist(),
                 "std": data.std.flatten().tolist(),
             },
+            "input_range": input_range(data),
             "class_names": list(data.classes) or None,
             "metrics": metrics,
             "cost": {"params": int(cost.params), "macs": int(cost.macs), **latency},
@@ -172,6 +173,14 @@ def retrain(
 #: A retrain takes at least this many optimizer steps: on a few dozen samples an epoch is
 #: one or two steps, and twice the search's epochs would train next to nothing.
 MIN_RETRAIN_STEPS = 500
+
+
+def input_range(data: Any) -> list[float]:
+    """[min, max] of the training + validation inputs: ``nas predict`` refuses inputs on
+    another scale (raw 0..16 digits for a model trained on 0..255)."""
+    lo = min(float(data.train_x.min()), float(data.val_x.min()) if len(data.val_x) else 1e30)
+    hi = max(float(data.train_x.max()), float(data.val_x.max()) if len(data.val_x) else -1e30)
+    return [lo, hi]
 
 
 def default_epochs(saved: dict[str, Any], train_size: int, batch_size: int) -> int:

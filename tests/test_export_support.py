@@ -49,6 +49,7 @@ def make_checkpoint(
     run_id: str | None = None,
     seed: int = 0,
     test_acc: float = 0.9,
+    input_range: list[float] | None = None,
 ) -> Path:
     """A ``nas retrain``-style checkpoint with random (but non-trivial) weights."""
     spec = search_spaces.load_spec(spec or spec_2d())  # canonical, as retrain saves it
@@ -72,6 +73,7 @@ def make_checkpoint(
             "std": [78.0 + i for i in range(channels)],
         },
         "class_names": [f"class{k}" for k in range(num_classes)],
+        "input_range": input_range,
         "metrics": {"test_acc": test_acc, "val_acc": test_acc - 0.01},
         "cost": {
             "params": sum(p.numel() for p in net.parameters()),

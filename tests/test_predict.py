@@ -121,3 +121,26 @@ def test_bad_top_refused(exported, tmp_path, capsys):
     np.save(tmp_path / "x.npy", np.zeros((1, 12, 12), np.float32))
     assert main(["predict", str(res.files["onnx"]), str(tmp_path / "x.npy"), "--top", "9"]) == 2
     assert "--top 9" in capsys.readouterr().err
+
+
+def test_inputs_on_another_scale_are_refused(tmp_path, capsys):
+    """A model trained on 0..255 refuses sklearn's raw digits (0..16) and 0..1 floats, with
+    one line and exit 2; inputs on its scale pass; --any-range overrides."""
+    ckpt = make_checkpoint(tmp_path / "ckpt.pt", input_range=[0.0, 255.0])
+    res = export_checkpoint(ckpt, "onnx", tmp_path / "out", dynamic_batch=True)
+    rng = np.random.default_rng(3)
+    for name, x, ok in (
+        ("raw", rng.integers(0, 17, (5, 1, 12, 12)).astype(np.float32), False),
+        ("unit", rng.uniform(0, 1, (5, 1, 12, 12)).astype(np.float32), False),
+        ("wide", rng.uniform(-300, 600, (5, 1, 12, 12)).astype(np.float32), False),
+        ("same", rng.uniform(0, 255, (5, 1, 12, 12)).astype(np.float32), True),
+    ):
+        np.save(tmp_path / f"{name}.npy", x)
+        code = main(["predict", str(res.files["onnx"]), str(tmp_path / f"{name}.npy")])
+        err = capsys.readouterr().err.strip().splitlines()
+        if ok:
+            assert code == 0 and not err
+        else:
+            assert code == 2 and len(err) == 1, err
+            assert "trained on 0..255" in err[0] and "--any-range" in err[0]
+    assert main(["predict", str(res.files["onnx"]), str(tmp_path / "raw.npy"), "--any-range"]) == 0

@@ -17,7 +17,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="classify inputs with an exported model",
         description=__doc__.replace("``", "")
         + "\nINPUT: .npy/.npz (N,C,*spatial or one sample), an image, .csv or .ts",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "export", metavar="EXPORT", help="model.onnx, a TorchScript .pt or a state_dict .pt"
@@ -27,6 +26,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--top", type=int, default=1, metavar="K", help="classes shown per sample (default 1)"
     )
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
+    p.add_argument(
+        "--any-range",
+        action="store_true",
+        help="classify even inputs whose values lie on another scale than the training data's",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -37,8 +41,31 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def predict(export_path: str, input_path: str, top: int = 1) -> list[dict]:
-    """Per sample: ``{"index": i, "top": [{"class", "name", "prob"}, ...]}``, best first."""
+#: An input is on another scale than training when it reaches this share of the training
+#: span outside it, or spans less than this share of it (0..16 against 0..255 spans 6%).
+SCALE_TOLERANCE = 0.1
+
+
+def check_range(x: np.ndarray, trained: tuple[float, float] | None, where: str) -> None:
+    """Refuse inputs whose values are on another scale than the training data's."""
+    if trained is None or not x.size:
+        return
+    lo, hi = trained
+    span = hi - lo
+    a, b = float(x.min()), float(x.max())
+    outside = a < lo - SCALE_TOLERANCE * span or b > hi + SCALE_TOLERANCE * span
+    if span > 0 and (outside or (b - a) < SCALE_TOLERANCE * span):
+        raise UsageError(
+            f"input {where!r}: values {a:g}..{b:g}, but the model was trained on {lo:g}..{hi:g}; "
+            "rescale the input to that range (or pass --any-range)"
+        )
+
+
+def predict(
+    export_path: str, input_path: str, top: int = 1, *, any_range: bool = False
+) -> list[dict]:
+    """Per sample: ``{"index": i, "top": [{"class", "name", "prob"}, ...]}``, best first.
+    Inputs on another scale than the training data are refused unless ``any_range``."""
     from nas.export import load_export
     from nas.export.inputs import read_input
 
@@ -46,6 +73,8 @@ def predict(export_path: str, input_path: str, top: int = 1) -> list[dict]:
     if not 1 <= top <= model.num_classes:
         raise UsageError(f"--top {top}: expected 1..{model.num_classes} (the model's classes)")
     x = read_input(input_path, model.input_shape)
+    if not any_range:
+        check_range(x, model.input_range, input_path)
     probs = softmax(model(x).astype(np.float64))
     names = model.class_names
     out = []
@@ -64,7 +93,7 @@ def predict(export_path: str, input_path: str, top: int = 1) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    results = predict(args.export, args.input, args.top)
+    results = predict(args.export, args.input, args.top, any_range=args.any_range)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0

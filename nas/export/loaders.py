@@ -50,6 +50,12 @@ class ExportedModel:
         return self.metadata.get("class_names")
 
     @property
+    def input_range(self) -> tuple[float, float] | None:
+        """[min, max] of the inputs the model was trained on (None for older exports)."""
+        r = self.metadata.get("input_range")
+        return (float(r[0]), float(r[1])) if r else None
+
+    @property
     def num_classes(self) -> int:
         return int(self.metadata["num_classes"])
 

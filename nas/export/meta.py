@@ -28,6 +28,7 @@ def export_metadata(checkpoint: dict[str, Any], batch: int | None) -> dict[str, 
         "input_shape": [batch, *input_shape(spec)],
         # the dataset's name only: a local data_dir means nothing where the export is deployed
         "dataset": (checkpoint.get("dataset") or {}).get("name"),
+        "input_range": checkpoint.get("input_range"),  # [min, max] seen in training
         "spec": spec,
     }
 
