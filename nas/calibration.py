@@ -33,7 +33,7 @@ CALIBRATION_TIMEOUT_S = 120.0
 def typical_draw(cfg: SearchConfig, space: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """(spec, training settings) of the median-MACs architecture of a few random draws from
     the space, or None when every draw was refused. Drawn once per space, seed and input in
-    a process (:func:`nas.search.open_tracker` draws it while Ray starts)."""
+    a process (:func:`nas.search_run.open_tracker` draws it while Ray starts)."""
     data = cfg.data
     space_key = (getattr(space, "name", space), getattr(space, "source", None))
     key = (space_key, cfg.seed, data.dims, data.channels, tuple(data.size), data.num_classes)

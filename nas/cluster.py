@@ -4,7 +4,7 @@ On a cluster (``--ray-address``) nothing of the driver's disk is assumed on the 
 
 - the project's code travels with Ray's ``runtime_env`` (``py_modules``), so a node needs
   only the Python dependencies installed (the same image, or ``pip install`` of them);
-- the dataset travels through Ray's object store (:func:`nas.search.run_search` puts it
+- the dataset travels through Ray's object store (:func:`nas.search_run.run_search` puts it
   there once; see ``workers.trainable``);
 - trial checkpoints go to ``--checkpoint-uri``, a path every node mounts at the same place
   or an object-store URI that pyarrow understands (``s3://``, ``gs://``).

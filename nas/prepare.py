@@ -27,6 +27,7 @@ from nas.config import (
     parse_objectives,
 )
 from nas.errors import UsageError
+from nas.progress import task
 
 _STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
 
@@ -55,7 +56,10 @@ def probe_dataset(name: str, data_dir: str | None, val_fraction: float, seed: in
     resolved_dir = str(Path(data_dir).resolve()) if data_dir else None
     resolved_name = str(Path(name).resolve()) if Path(name).exists() else name
     try:  # cached: the search hands this very dataset to its trials
-        ds = workers.get_dataset(resolved_name, resolved_dir, val_fraction=val_fraction, seed=seed)
+        with task(f"loading {resolved_name}"):
+            ds = workers.get_dataset(
+                resolved_name, resolved_dir, val_fraction=val_fraction, seed=seed
+            )
     except (ValueError, OSError) as exc:
         raise UsageError(f"--dataset {name!r}: {exc}") from None
     return DataInfo(

@@ -20,6 +20,7 @@ from mlflow.entities import Metric
 from nas import mlflow_store
 from nas.config import default_storage, default_tracking_uri, load_saved, search_stores
 from nas.errors import UsageError
+from nas.progress import bar, task
 from nas.results import TrialRecord, handover_record, load_study, trial_records
 from nas.tracking import flatten, log_params
 from workers.checkpoint import RETRAIN_KIND, RETRAIN_VERSION
@@ -81,36 +82,51 @@ def retrain(
     tracking_uri: str | None = None,
     seed: int | None = None,
     progress: Any = None,
+    init_from: str | Path | None = None,
+    freeze: str | None = None,
+    dataset: str | None = None,
+    data_dir: str | None = None,
 ) -> RetrainResult:
-    """Retrain trial ``trial`` (default: the best) of search ``name``; see module doc."""
+    """Retrain trial ``trial`` (default: the best) of search ``name``; see module doc.
+
+    ``init_from`` (:mod:`nas.transfer`) starts from an earlier retrain's or export's weights
+    where they match, ``freeze`` keeps some of them fixed; with ``dataset`` (and
+    ``data_dir``) the checkpoint's own architecture is fine-tuned on that dataset instead, and
+    ``name`` only names the results (no search needed)."""
     import torch
 
     import search_spaces
     import workers
 
-    saved = load_saved(workdir, name)
-    if saved is None:
-        raise UsageError(f"--name {name!r}: no search of that name in {str(workdir)!r}")
-    cfg = saved["config"]
-    study = load_study(storage or cfg.get("storage") or default_storage(workdir), name)
-    record = choose_trial(trial_records(study), trial, progress)
-    spec, settings = record.spec, record.train
     if epochs is not None and epochs < 1:
         raise UsageError(f"--epochs {epochs}: expected an integer >= 1")
+    source = _source(init_from, freeze, dataset)
+    if dataset is None:
+        saved, record = _search_trial(workdir, name, trial, storage, progress)
+    else:
+        saved = {"config": {"dataset": dataset, "data_dir": data_dir, "seed": 0}}
+        record = _finetune_record(source)
+    cfg = saved["config"]
+    spec, settings = record.spec, record.train
     seed = cfg.get("seed", 0) if seed is None else seed
 
-    data = workers.load_dataset(cfg["dataset"], cfg.get("data_dir"), val_fraction=0.0, seed=seed)
+    with task(f"loading {cfg['dataset']}"):
+        data = workers.load_dataset(
+            cfg["dataset"], cfg.get("data_dir"), val_fraction=0.0, seed=seed
+        )
     epochs = epochs or default_epochs(saved, len(data.train_y), int(settings["batch_size"]))
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = None if source is None else _initial_model(spec, data, source, freeze, seed, progress)
     t0 = time.monotonic()
-    result = _train(record, data, epochs, seed, device, progress)
+    result = _train(record, data, epochs, seed, device, model)
     cost = search_spaces.count(spec, data.num_classes)
     latency = workers.measure_latency(result.model, _input_shape(spec, data), device)
 
     uri = tracking_uri or search_stores(workdir, name)[1] or default_tracking_uri(workdir)
     client = mlflow_store.client(uri)
-    run_id, spec_id = _open_run(client, mlflow_store.experiment_id(client, name, uri), name, record)
-    out_dir = workdir / name / "retrain" / f"trial-{record.trial:04d}-{run_id[:8]}"
+    exp_id = mlflow_store.experiment_id(client, name, uri)
+    run_id, spec_id = _open_run(client, exp_id, name, record, source)
+    out_dir = workdir / name / "retrain" / f"{_label(record)}-{run_id[:8]}"
     checkpoint = (out_dir / "model.pt").resolve()
     metrics = {
         "test_acc": float(result.test_acc),
@@ -138,7 +154,9 @@ def retrain(
             "metrics": metrics,
             "cost": {"params": int(cost.params), "macs": int(cost.macs), **latency},
             "run_id": run_id,
-            "trial": record.trial,
+            "trial": record.trial if record.trial >= 0 else None,
+            "init_from": str(source.path) if source is not None else None,
+            "frozen": freeze,
             "study": name,
             "epochs": epochs,
             "seed": seed,
@@ -201,30 +219,106 @@ def _search_epochs(saved: dict[str, Any]) -> float:
     return 12.0
 
 
-def _train(
-    record: TrialRecord, data: Any, epochs: int, seed: int, device: str, progress: Any
+def _source(init_from: Any, freeze: str | None, dataset: str | None) -> Any:
+    """The weights to start from (:class:`nas.transfer.Source`), or None; the transfer
+    options checked before anything is loaded."""
+    from nas import transfer
+
+    source = transfer.read_source(init_from) if init_from else None
+    transfer.parse_freeze(freeze)
+    if (freeze or dataset) and source is None:
+        what = "--freeze" if freeze else "--dataset"
+        raise UsageError(f"{what}: give it with --init-from CHECKPOINT (the weights to start from)")
+    return source
+
+
+def _search_trial(
+    workdir: Path, name: str, trial: int | None, storage: str | None, progress: Any
+) -> tuple[dict[str, Any], TrialRecord]:
+    """(the search's saved state, the trial to retrain)."""
+    saved = load_saved(workdir, name)
+    if saved is None:
+        raise UsageError(f"--workdir {str(workdir)!r} / --name {name!r}: no search found there")
+    cfg = saved["config"]
+    study = load_study(storage or cfg.get("storage") or default_storage(workdir), name)
+    return saved, choose_trial(trial_records(study), trial, progress)
+
+
+def _initial_model(
+    spec: dict[str, Any], data: Any, source: Any, freeze: str | None, seed: int, progress: Any
 ) -> Any:
-    """Train the trial's spec with its settings on all of ``data``'s training split."""
+    """The network to train, with ``source``'s weights where they match and ``freeze``
+    applied (:mod:`nas.transfer`)."""
+    import torch
+
+    import search_spaces
+    from nas import transfer
+
+    _check_input(source, data)
+    torch.manual_seed(seed)
+    model = search_spaces.build(spec, data.num_classes)
+    copied = transfer.load_matching(model, source)
+    n_frozen = transfer.freeze(model, *transfer.parse_freeze(freeze))
+    if progress is not None:
+        progress(
+            f"init from {source.path}: {', '.join(copied)} copied"
+            + (f", {n_frozen} tensors frozen ({freeze})" if n_frozen else "")
+        )
+    return model
+
+
+def _label(record: TrialRecord) -> str:
+    """``trial-0007``, or ``finetune`` for a checkpoint fine-tuned on other data."""
+    return f"trial-{record.trial:04d}" if record.trial >= 0 else "finetune"
+
+
+def _finetune_record(source: Any) -> TrialRecord:
+    """The architecture and settings of a checkpoint, as the record retrain works from."""
+    import search_spaces
+    from search_spaces.space import TRAIN_DEFAULTS
+
+    return TrialRecord(
+        trial=-1, state="COMPLETE", status="completed", value=None, values=None, params=None,
+        macs=None, samples=None, epochs=None, spec_id=search_spaces.spec_id(source.spec),
+        spec=source.spec, train=source.train or dict(TRAIN_DEFAULTS),
+    )  # fmt: skip
+
+
+def _check_input(source: Any, data: Any) -> None:
+    """The checkpoint's network must take the data's input (its head may change)."""
+    want = source.spec["input"]
+    got = {"dims": data.dims, "channels": data.channels, "size": list(data.size)}
+    if (want["dims"], want["channels"], list(want["size"])) != tuple(got.values()):
+        raise UsageError(
+            f"--init-from {str(source.path)!r}: the network takes {want['channels']} x "
+            f"{want['size']} inputs, the data has {got['channels']} x {got['size']}"
+        )
+
+
+def _train(
+    record: TrialRecord, data: Any, epochs: int, seed: int, device: str, model: Any = None
+) -> Any:
+    """Train the trial's spec (or ``model``, built from it and initialised) with its
+    settings on all of ``data``'s training split."""
     import workers
 
-    def on_epoch(m: Any, state: dict[str, Any]) -> bool:
-        if progress is not None:
-            progress(
-                f"retrain trial {record.trial}: epoch {m.epoch}/{epochs} loss {m.train_loss:.4f} "
-                f"{m.images_per_s:,.0f} img/s"
-            )
-        return False
+    with bar(epochs, f"retrain {_label(record)}", unit="epoch") as epochs_bar:
 
-    result = workers.train(
-        record.spec,
-        data,
-        record.train,
-        epochs=epochs,
-        device=device,
-        seed=seed,
-        on_epoch=on_epoch,
-        use_test=True,
-    )
+        def on_epoch(m: Any, state: dict[str, Any]) -> bool:
+            epochs_bar.set_postfix(loss=f"{m.train_loss:.4f}", img_s=f"{m.images_per_s:,.0f}")
+            epochs_bar.update(1)
+            return False
+
+        result = workers.train(
+            record.spec if model is None else model,
+            data,
+            record.train,
+            epochs=epochs,
+            device=device,
+            seed=seed,
+            on_epoch=on_epoch,
+            use_test=True,
+        )
     if not result.ok:
         raise UsageError(
             f"--trial {record.trial}: retraining ended as {result.status}: {result.reason}"
@@ -240,7 +334,9 @@ def _input_shape(spec: dict[str, Any], data: Any) -> tuple[int, ...]:
     return (data.channels, *scaled_size(list(data.size), resolution))
 
 
-def _open_run(client: Any, exp_id: str, name: str, record: TrialRecord) -> tuple[str, str]:
+def _open_run(
+    client: Any, exp_id: str, name: str, record: TrialRecord, source: Any = None
+) -> tuple[str, str]:
     """(run id, spec id) of a new retrain run, linked to its trial's run when there is one."""
     import search_spaces
 
@@ -254,7 +350,9 @@ def _open_run(client: Any, exp_id: str, name: str, record: TrialRecord) -> tuple
             "nas.spec_id": spec_id}  # fmt: skip
     if trial_run:
         tags["nas.trial_run_id"] = trial_run[0].info.run_id
-    run = client.create_run(exp_id, run_name=f"retrain-trial-{record.trial:04d}", tags=tags)
+    if source is not None:
+        tags["nas.init_from"] = str(source.path)
+    run = client.create_run(exp_id, run_name=f"retrain-{_label(record)}", tags=tags)
     return run.info.run_id, spec_id
 
 

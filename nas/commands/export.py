@@ -11,9 +11,6 @@ import json
 import sys
 from pathlib import Path
 
-from nas.config import default_tracking_uri, search_stores
-from nas.errors import UsageError
-
 EXIT_VERIFY = 1
 
 
@@ -55,59 +52,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
-def _locate(args: argparse.Namespace, tracking_uri: str) -> tuple[Path, str | None]:
-    """(checkpoint path, retrain run id or None) from --checkpoint / --run / --best."""
-    from nas import registry
-
-    if args.checkpoint:
-        return Path(args.checkpoint), None
-    run_id = args.run or registry.best_retrain_run(args.name, tracking_uri)
-    return registry.checkpoint_of_run(run_id, tracking_uri), run_id
-
-
-def _export_id(checkpoint: Path, run_id: str | None) -> str:
-    """Folder name of a default output: the retrain run id, else the trial number."""
-    if run_id:
-        return run_id
-    from nas.export.model import read_checkpoint
-
-    ckpt = read_checkpoint(checkpoint)
-    if ckpt.get("run_id"):
-        return str(ckpt["run_id"])
-    return f"trial-{ckpt['trial']}" if ckpt.get("trial") is not None else checkpoint.stem
-
-
 def run(args: argparse.Namespace) -> int:
-    from nas.export import ExportError, export_checkpoint, parse_formats
+    from nas.export import ExportError
+    from nas.export.search_export import export_from_search
 
-    formats = parse_formats(args.format)  # bad --format fails before anything is loaded
-    workdir = Path(args.workdir)
-    searched_uri = search_stores(workdir, args.name)[1]  # the search's MLflow server, if any
-    tracking_uri = args.tracking_uri or searched_uri or default_tracking_uri(workdir)
-    if (
-        not (args.checkpoint or args.tracking_uri or searched_uri)
-        and not (workdir / "mlflow.db").is_file()
-    ):
-        raise UsageError(
-            f"--workdir {str(workdir)!r}: no mlflow.db there; pass --checkpoint PATH or --tracking-uri"
-        )
-    checkpoint, run_id = _locate(args, tracking_uri)
-    out = (
-        Path(args.out)
-        if args.out
-        else workdir / args.name / "exports" / _export_id(checkpoint, run_id)
-    )
-    register = None if args.no_register else (args.register_name or f"nas-{args.name}")
     try:
-        result = export_checkpoint(
-            checkpoint,
-            formats,
-            out,
+        result, tracking_uri = export_from_search(
+            Path(args.workdir),
+            args.name,
+            formats=args.format,
+            run_id=args.run,
+            checkpoint=args.checkpoint,
+            out=args.out,
             opset=args.opset,
             dynamic_batch=args.dynamic_batch,
-            register_name=register,
-            tracking_uri=tracking_uri,
-            run_id=run_id,
+            register_name=None if args.no_register else (args.register_name or f"nas-{args.name}"),
+            tracking_uri=args.tracking_uri,
         )
     except ExportError as exc:  # a writer failed or verification did
         print(f"nas: error: {exc}; nothing registered", file=sys.stderr)

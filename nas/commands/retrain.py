@@ -33,6 +33,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="training seed (default: the search's)")
     p.add_argument("--storage", help="Optuna storage URL, if the search used --storage")
     p.add_argument("--tracking-uri", help="MLflow tracking URI, if the search used --tracking-uri")
+    p.add_argument(
+        "--init-from",
+        metavar="CHECKPOINT",
+        help="start from the weights of a retrain checkpoint (model.pt) or a state_dict export "
+        "where they match this network (the stem at least); a new head for other classes",
+    )
+    p.add_argument(
+        "--freeze",
+        metavar="PARTS",
+        help="with --init-from: keep these loaded weights fixed, e.g. stem or stem,stages:2",
+    )
+    p.add_argument(
+        "--dataset",
+        help="with --init-from: fine-tune the checkpoint's own architecture on this dataset "
+        "(a name or a path; no search needed, --name names the results)",
+    )
+    p.add_argument("--data-dir", help="folder of --dataset's files")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
@@ -42,20 +59,11 @@ def run(args: argparse.Namespace) -> int:
     from nas.retrain import retrain
 
     workdir = Path(args.workdir)
-    if not (workdir / args.name / "search.json").is_file():
-        raise UsageError(
-            f"--workdir {args.workdir!r} / --name {args.name!r}: no search found there"
-        )
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs {args.epochs}: expected an integer >= 1")
 
     def progress(line: str) -> None:
-        sys.stderr.write(
-            ("\r\033[K" if sys.stderr.isatty() else "")
-            + line
-            + ("" if sys.stderr.isatty() else "\n")
-        )
-        sys.stderr.flush()
+        print(f"nas: {line}", file=sys.stderr)
 
     result = retrain(
         workdir,
@@ -66,9 +74,11 @@ def run(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri,
         seed=args.seed,
         progress=progress,
+        init_from=args.init_from,
+        freeze=args.freeze,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
     )
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:

@@ -139,13 +139,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace):
+    """Validate, prepare and run the search ``args`` describe: ``(SearchConfig,
+    SearchOutcome)``. UsageError (nothing written) on bad input. The CLI and the Python API
+    (:func:`nas.api.search`) both run a search through here."""
     cfg, space, spent, tracker = _prepare_while_ray_starts(args)
 
-    from nas.results import format_table
-    from nas.search import run_search
+    from nas.search_run import run_search
 
-    outcome = run_search(cfg, space, spent_before=spent, tracker=tracker)
+    return cfg, run_search(cfg, space, spent_before=spent, tracker=tracker)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nas.results import format_table
+
+    cfg, outcome = execute(args)
     records = outcome.records
     if args.json:
         print(json.dumps([r.to_json() for r in records], indent=2))
@@ -205,7 +213,7 @@ def _prepare_while_ray_starts(args: argparse.Namespace):
 
 def _prepare_and_open(args: argparse.Namespace, on_checked, ray_started):
     from nas.prepare import prepare_search
-    from nas.search import open_tracker
+    from nas.search_run import open_tracker
 
     cfg, space, spent = prepare_search(args, on_checked)
     if cfg.ray_address:

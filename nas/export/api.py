@@ -16,6 +16,7 @@ from nas.export import writers
 from nas.export.card import render_model_card
 from nas.export.model import DeployableModel, load_model_from_checkpoint
 from nas.export.verify import ExportError, reference_outputs, sample_inputs, verify_export
+from nas.progress import bar
 from workers.files import atomic_write
 
 FORMATS = tuple(writers.FILE_NAMES)  # onnx, torchscript, state_dict
@@ -151,7 +152,9 @@ def write_verified(
     example = torch.from_numpy(sample_inputs(model, 2 if dynamic_batch else FIXED_BATCH, 1234))
     files: dict[str, Path] = {}
     exporter = None
+    steps = bar(2 * len(formats), "export and verify", unit="step")
     for fmt in formats:
+        steps.set_postfix_str(f"writing {fmt}")
         path = out / writers.FILE_NAMES[fmt]
         try:
             if fmt == "onnx":
@@ -168,16 +171,20 @@ def write_verified(
             else:
                 writers.write_state_dict(model, path, metadata=metadata)
         except Exception as exc:  # an op the exporter cannot translate, a full disk...
+            steps.close()
             first = (str(exc).strip().splitlines() or [""])[0][:300]
             raise ExportError(
                 f"{fmt} export to {path} failed: {type(exc).__name__}: {first}"
             ) from exc
         files[fmt] = path
+        steps.update(1)
     expected = reference_outputs(model, batch_sizes)
-    diffs = {
-        fmt: verify_export(path, fmt, model, batch_sizes, expected=expected)
-        for fmt, path in files.items()
-    }
+    diffs = {}
+    with steps:
+        for fmt, path in files.items():
+            steps.set_postfix_str(f"verifying {fmt}")
+            diffs[fmt] = verify_export(path, fmt, model, batch_sizes, expected=expected)
+            steps.update(1)
     return files, diffs, exporter, batch_sizes
 
 

@@ -70,8 +70,9 @@ def _free_memory(device: torch.device) -> None:
 
 def build_model(spec: dict | nn.Module, num_classes: int) -> tuple[nn.Module, float]:
     """(model, resolution multiplier) from a spec dict (``search_spaces.build``) or a module."""
-    if isinstance(spec, nn.Module):
-        return spec, 1.0
+    if isinstance(spec, nn.Module):  # a network built from a spec keeps it (Network.spec)
+        scaling = (getattr(spec, "spec", None) or {}).get("scaling") or {}
+        return spec, float(scaling.get("resolution", 1.0))
     from search_spaces import build  # lazy: workers -> search_spaces, only when given a spec
 
     resolution = float((spec.get("scaling") or {}).get("resolution", 1.0))
