@@ -90,7 +90,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="K",
         help="evaluate each trial as the mean of K stratified folds of training + validation "
-        "data, or 1 for one validation split (default: 5 folds below 1,000 samples, else 1)",
+        "data, or 1 for one validation split (default: 5 folds below 2,000 samples, else 1)",
     )
     p.add_argument(
         "--val-fraction",
