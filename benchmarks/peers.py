@@ -63,6 +63,7 @@ DATASETS = {
     "BasicMotions": (str(SHARED / "ucr" / "BasicMotions"), "3m", 500),
 }
 BEGIN, END = "<!-- peers:begin -->", "<!-- peers:end -->"
+PROBE_SAMPLES = 4096  # the reference arm's timing probe trains at least this many samples
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -194,9 +195,13 @@ def arm_reference(dataset: str, budget: str, seed: int, epochs: int, work: Path,
     base = ["nas", "train", str(path), "--dataset", dataset, "--val-fraction", "0"]
     base += ["--seed", str(seed), "--json"]
     start = time.monotonic()
-    probe = _json_tail(_run([*base, "--epochs", "1"], work, log))
+    # the probe trains at least PROBE_SAMPLES samples: on 40 series one epoch is one step,
+    # and its speed said nothing (a 17 s or a 3,358-epoch run against a 206 s target)
+    samples = len(data.train_y) + len(data.val_y)
+    probe_epochs = max(1, math.ceil(PROBE_SAMPLES / samples))
+    probe = _json_tail(_run([*base, "--epochs", str(probe_epochs)], work, log))
     startup = (time.monotonic() - start) - probe["seconds"]  # process, imports, data
-    per_epoch = (len(data.train_y) + len(data.val_y)) / max(probe["train_images_per_s"], 1e-6)
+    per_epoch = probe["seconds"] / probe_epochs
     if target is None:  # the nas arm has not run: its budget plus a retrain of the same length
         target = parse_budget(budget) + epochs * per_epoch
     remaining = target - (time.monotonic() - start) - startup
