@@ -175,8 +175,17 @@ def reference_spec(data: Any) -> dict:
     return spec
 
 
-def arm_reference(dataset: str, budget: str, seed: int, epochs: int, work: Path, results: Path):
-    """The reference spec on train + val for the time the ``nas`` arm took in all."""
+def arm_reference(
+    dataset: str,
+    budget: str,
+    seed: int,
+    epochs: int,
+    work: Path,
+    results: Path,
+    target_s: float | None = None,
+):
+    """The reference spec on train + val for the time the ``nas`` arm took in all (its last
+    row for this dataset and seed), or for ``target_s`` seconds when given."""
     import yaml
 
     import workers
@@ -190,7 +199,7 @@ def arm_reference(dataset: str, budget: str, seed: int, epochs: int, work: Path,
         for r in _load(results)
         if r["arm"] == "nas" and r["dataset"] == _name_of(dataset) and r["seed"] == seed
     ]
-    target = same[-1]["wall_s"] if same else None
+    target = target_s or (same[-1]["wall_s"] if same else None)
     log = work / "log.txt"
     base = ["nas", "train", str(path), "--dataset", dataset, "--val-fraction", "0"]
     base += ["--seed", str(seed), "--json"]
@@ -391,7 +400,9 @@ def run_arm(args: argparse.Namespace) -> dict:
         elif args.arm == "tune":
             row = arm_tune(dataset, budget, args.seed, epochs, work)
         else:
-            row = arm_reference(dataset, budget, args.seed, epochs, work, Path(args.results))
+            row = arm_reference(
+                dataset, budget, args.seed, epochs, work, Path(args.results), args.target_s
+            )
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -429,7 +440,8 @@ def _fmt(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
 
 def table(rows: list[dict]) -> str:
     """Markdown: one block per dataset, one line per arm, mean ± std over seeds; verdicts of
-    (a) against each other arm (a tie when the means are within one pooled std)."""
+    (a) (its group with the most seeds) against each other arm (a tie when the means are
+    within one pooled std)."""
     out: list[str] = []
     for name in [n for n in DATASETS if any(r["dataset"] == n for r in rows)]:
         mine = [r for r in rows if r["dataset"] == name]
@@ -442,7 +454,12 @@ def table(rows: list[dict]) -> str:
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         groups = _groups(mine)
-        latest = {arm: rows_ for arm, _, rows_ in groups}  # the last group of each arm
+        # each arm's group with the most seeds (the last of those on a tie): the most
+        # complete measurement of the search as it stands
+        latest = {}
+        for arm, _, rows_ in groups:
+            if len(rows_) >= len(latest.get(arm, [])):
+                latest[arm] = rows_
         for arm, commit, got in groups:
             if not got:
                 out.append(f"| {ARM_TITLES[arm]} | 0 | | not run yet | | | | | | |")
@@ -476,12 +493,14 @@ SEARCH_ARMS = ("nas", "random")
 
 def _groups(rows: list[dict]) -> list[tuple[str, str | None, list[dict]]]:
     """(arm, commit or None, rows) in table order: every commit of a search arm in the order
-    it first appears in the results, the other arms pooled over commits."""
+    it first appears in the results; the other arms pooled over commits but not over retrain
+    lengths (the series sets' retrain went from 100 to 500 epochs at 12e25de)."""
     out: list[tuple[str, str | None, list[dict]]] = []
     for arm in ARMS:
         got = [r for r in rows if r["arm"] == arm]
         if arm not in SEARCH_ARMS:
-            out.append((arm, None, got))
+            lengths = list(dict.fromkeys(r["retrain_epochs"] for r in got)) or [None]
+            out += [(arm, None, [r for r in got if r["retrain_epochs"] == e]) for e in lengths]
             continue
         labels = list(dict.fromkeys(_label(r) for r in got)) or [None]
         out += [(arm, c, [r for r in got if _label(r) == c]) for c in labels]
@@ -538,6 +557,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table", action="store_true", help="write the table into README.md")
     p.add_argument("--quick", action="store_true", help="every arm on digits, 30 s, seed 0")
     p.add_argument("--keep", action="store_true", help="keep each arm's work folder")
+    p.add_argument(
+        "--target-s",
+        type=float,
+        default=None,
+        help="reference arm: train for this many seconds in all (default: the nas arm's "
+        "last wall time for the dataset and seed)",
+    )
     p.add_argument(
         "--nas-arg",
         dest="nas_args",
