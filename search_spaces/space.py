@@ -417,7 +417,7 @@ BLOCK_TABLE: dict[str, dict[str, Check]] = {
     "mbconv": {"expansion": POS_INT, "kernel": ODD_INT, "se": SE_RATIO},
     "fire": {"bypass": one_of(("none", "simple", "complex"))},
     "shuffle": {"kernel": ODD_INT},
-    "xception": {"convs": POS_INT, "kernel": ODD_INT, "grow_first": BOOL},
+    "xception": {"convs": POS_INT, "kernel": ODD_INT, "grow_first": BOOL, "first_act": BOOL},
 }  # fmt: skip
 #: Block types that cannot stride, as the catalog says: a downsampling stage gets a pool
 #: (or, before a dense block, a DenseNet transition) in front of them.
