@@ -204,16 +204,21 @@ def arm_reference(
     base = ["nas", "train", str(path), "--dataset", dataset, "--val-fraction", "0"]
     base += ["--seed", str(seed), "--json"]
     start = time.monotonic()
-    # the probe trains at least PROBE_SAMPLES samples: on 40 series one epoch is one step,
-    # and its speed said nothing (a 17 s or a 3,358-epoch run against a 206 s target)
+    # Two probes, k and 3k epochs of at least PROBE_SAMPLES samples: an epoch's cost is their
+    # difference over 2k epochs. One probe's time per epoch carried the model build and the
+    # first steps' warm-up (a 43 s run against a 216 s target on digits), and one epoch of
+    # 40 series said nothing at all (17 s, or 3,358 epochs, against ~210 s targets).
     samples = len(data.train_y) + len(data.val_y)
-    probe_epochs = max(1, math.ceil(PROBE_SAMPLES / samples))
-    probe = _json_tail(_run([*base, "--epochs", str(probe_epochs)], work, log))
-    startup = (time.monotonic() - start) - probe["seconds"]  # process, imports, data
-    per_epoch = probe["seconds"] / probe_epochs
+    k = max(1, math.ceil(PROBE_SAMPLES / samples))
+    short = _json_tail(_run([*base, "--epochs", str(k)], work, log))
+    long = _json_tail(_run([*base, "--epochs", str(3 * k)], work, log))
+    per_epoch = max((long["seconds"] - short["seconds"]) / (2 * k), 1e-4)
+    elapsed = time.monotonic() - start
+    startup = (elapsed - short["seconds"] - long["seconds"]) / 2  # a process: imports, data
+    warmup = max(0.0, short["seconds"] - k * per_epoch)  # building the model, first steps
     if target is None:  # the nas arm has not run: its budget plus a retrain of the same length
         target = parse_budget(budget) + epochs * per_epoch
-    remaining = target - (time.monotonic() - start) - startup
+    remaining = target - elapsed - startup - warmup
     n = max(1, math.floor(remaining / per_epoch))
     result = _json_tail(_run([*base, "--epochs", str(n)], work, log))
     return {
