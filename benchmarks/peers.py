@@ -63,7 +63,7 @@ DATASETS = {
     "BasicMotions": (str(SHARED / "ucr" / "BasicMotions"), "3m", 500),
 }
 BEGIN, END = "<!-- peers:begin -->", "<!-- peers:end -->"
-PROBE_SAMPLES = 4096  # the reference arm's timing probe trains at least this many samples
+PROBE_SAMPLES = 32768  # the reference arm's timing probes train at least this many samples
 
 
 # ----------------------------------------------------------------------------- helpers
