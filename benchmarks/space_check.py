@@ -8,16 +8,7 @@ space's limits; still built), seconds. Exit 1 when any sample failed.
     python benchmarks/space_check.py                 # 1,000 samples per space
     python benchmarks/space_check.py --samples 50    # quick mode
 
-Results (2026-11-23, 2 CPU cores shared with other jobs, one torch thread, seed 0;
-seconds vary with the load):
-
-    space            input           sampled     ok  rejected  seconds
-    image            3x32x32            1000   1000         0     26.8
-    image            1x8x8              1000   1000         0     21.7
-    mobile           3x32x32            1000   1000         0    377.3   (count() per sample)
-    residual_dense   3x32x32            1000   1000         0     45.6
-    timeseries_1d    1x128              1000   1000         0     28.9
-    volume_3d        1x16x16x16         1000   1000         0     55.6
+Results: benchmarks/README.md, "Search spaces".
 """
 
 from __future__ import annotations
