@@ -2,9 +2,9 @@
 
 ``nas retrain --init-from CHECKPOINT`` builds the network to train (a search's trial, or
 with ``--dataset`` the checkpoint's own architecture on other data), copies every tensor of
-the checkpoint whose name and shape match, and trains from there. The stem must match (else
-the two networks have nothing in common worth copying); a head for another number of
-classes is new. ``--freeze stem,stages:N`` keeps the stem and the first N stages as they
+the checkpoint whose name and shape match, and trains from there. The stem (or the first
+stage of a network without a stem) must match, else the two networks have nothing in common
+worth copying; a head for another number of classes is new. ``--freeze stem,stages:N`` keeps the stem and the first N stages as they
 were loaded (no gradient; their batch norms still adapt their running statistics to the new
 data, as torchvision's fine-tuning recipes do).
 """
@@ -78,18 +78,22 @@ def parse_freeze(text: str | None) -> tuple[bool, int]:
 
 def load_matching(model: nn.Module, source: Source) -> list[str]:
     """Copy every tensor of ``source`` whose name and shape match into ``model``; returns the
-    parts copied whole (``stem``, ``stages.0`` ...). UsageError unless the stem matches."""
+    parts copied whole (``stem``, ``stages.0`` ...). UsageError unless the stem (or, in a
+    network without one, the first stage) matches."""
     own = model.state_dict()
     copied = {k: v for k, v in source.state_dict.items() if k in own and own[k].shape == v.shape}
-    stem = [k for k in own if k.startswith("stem.")]
-    if not stem or any(k not in copied for k in stem):
+    # the stem, or the first stage of a network without one (VGG, AlexNet, NiN)
+    first = "stem." if any(k.startswith("stem.") for k in own) else "stages.0."
+    if any(k not in copied for k in own if k.startswith(first)):
         raise UsageError(
-            f"--init-from {str(source.path)!r}: its stem does not match this network's (the "
-            "checkpoint's architecture and input must share at least the stem)"
+            f"--init-from {str(source.path)!r}: its first layers ({first.rstrip('.')}) do not "
+            "match this network's (the two must share at least the stem, or the first stage)"
         )
     model.load_state_dict({**own, **copied})
-    parts = {k.split(".")[0] if k.startswith("stem.") else ".".join(k.split(".")[:2]) for k in own}
-    whole = [p for p in sorted(parts) if all(k in copied for k in own if k.startswith(p + "."))]
+    parts = list(
+        dict.fromkeys(".".join(k.split(".")[: 1 if k.startswith("stem.") else 2]) for k in own)
+    )
+    whole = [p for p in parts if all(k in copied for k in own if k.startswith(p + "."))]
     return [p for p in whole if p == "stem" or p.startswith("stages.")]
 
 

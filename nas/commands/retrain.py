@@ -37,7 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--init-from",
         metavar="CHECKPOINT",
         help="start from the weights of a retrain checkpoint (model.pt) or a state_dict export "
-        "where they match this network (the stem at least); a new head for other classes",
+        "where they match this network (the stem or first stage at least); a new head for "
+        "other classes",
     )
     p.add_argument(
         "--freeze",
