@@ -92,22 +92,18 @@ def search(
 
 def load(workdir: str | Path = DEFAULT_WORKDIR, name: str = DEFAULT_NAME) -> SearchResult:
     """The :class:`SearchResult` of a search that ran before (read from its stores)."""
-    from nas.config import default_storage, default_tracking_uri, load_saved, search_stores
-    from nas.results import load_study, trial_records
+    from nas.config import default_tracking_uri
+    from nas.results import trial_records
+    from nas.retrain import open_search
 
     workdir = Path(workdir)
-    saved = load_saved(workdir, name)
-    if saved is None:
-        raise UsageError(f"--workdir {str(workdir)!r} / --name {name!r}: no search found there")
-    storage, tracking = search_stores(workdir, name)
-    storage = storage or default_storage(workdir)
-    records = trial_records(load_study(storage, name))
+    saved, storage, study = open_search(workdir, name)
     return SearchResult(
         workdir=workdir,
         name=name,
         storage=storage,
-        tracking_uri=tracking or default_tracking_uri(workdir),
-        records=records,
+        tracking_uri=saved["config"].get("tracking_uri") or default_tracking_uri(workdir),
+        records=trial_records(study),
     )
 
 
@@ -194,7 +190,8 @@ class SearchResult:
             run_id=run_id,
             out=out,
             dynamic_batch=dynamic_batch,
-            register_name=(register_name or f"nas-{self.name}") if register else None,
+            register=register,
+            register_name=register_name,
             tracking_uri=self.tracking_uri,
         )
         return result

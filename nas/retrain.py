@@ -236,12 +236,20 @@ def _search_trial(
     workdir: Path, name: str, trial: int | None, storage: str | None, progress: Any
 ) -> tuple[dict[str, Any], TrialRecord]:
     """(the search's saved state, the trial to retrain)."""
+    saved, _, study = open_search(workdir, name, storage)
+    return saved, choose_trial(trial_records(study), trial, progress)
+
+
+def open_search(
+    workdir: Path, name: str, storage: str | None = None
+) -> tuple[dict[str, Any], str, Any]:
+    """(search.json's content, the Optuna storage URL, the study) of a search that ran;
+    UsageError when there is none. ``storage`` overrides the one the search recorded."""
     saved = load_saved(workdir, name)
     if saved is None:
         raise UsageError(f"--workdir {str(workdir)!r} / --name {name!r}: no search found there")
-    cfg = saved["config"]
-    study = load_study(storage or cfg.get("storage") or default_storage(workdir), name)
-    return saved, choose_trial(trial_records(study), trial, progress)
+    url = storage or saved["config"].get("storage") or default_storage(workdir)
+    return saved, url, load_study(url, name)
 
 
 def _initial_model(

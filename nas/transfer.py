@@ -35,7 +35,7 @@ class Source:
 
 def read_source(path: str | Path) -> Source:
     """A ``nas retrain`` checkpoint or a ``nas export`` state_dict file."""
-    from nas.export.model import read_checkpoint
+    from nas.export.model import check_checkpoint
     from workers import load_checkpoint
 
     path = Path(path)
@@ -54,7 +54,7 @@ def read_source(path: str | Path) -> Source:
             if k.startswith("network.")
         }
         return Source(path, raw["spec"], state, None, int(raw["num_classes"]))
-    ckpt = read_checkpoint(path)  # a retrain checkpoint, or one line saying what is wrong
+    ckpt = check_checkpoint(raw, path)  # a retrain checkpoint, or one line saying what is wrong
     return Source(path, ckpt["spec"], ckpt["state_dict"], ckpt.get("train"), ckpt["num_classes"])
 
 

@@ -58,7 +58,7 @@ class Head(nn.Module):
     ) -> None:
         super().__init__()
         self.conv = conv if conv is not None else nn.Identity()
-        if head["conv"] is not None:
+        if conv is not None:
             in_chs = conv[0].out_channels
         pool, self.conv_classifier = head["pool"], head["classifier"] == "conv"
         if self.conv_classifier:
@@ -107,25 +107,27 @@ class AuxHead(nn.Module):
     flatten, hidden ``Linear -> act -> Dropout`` layers and a linear to the classes."""
 
     def __init__(
-        self, aux: Mapping[str, Any], in_chs: int, size: list[int], cna: Any, num_classes: int
+        self,
+        aux: Mapping[str, Any],
+        in_chs: int,
+        out_size: list[int],
+        cna: Any,
+        num_classes: int,
     ) -> None:
+        """``out_size``: the size after the pool and convs (the plan's, :func:`spec.plan`)."""
         super().__init__()
-        dims = len(size)
+        dims = len(out_size)
         if aux["pool_size"] is not None:
-            fs = aux["pool_size"]
-            self.pool = AdaptivePool(aux["pool"], dims, fs)
-            size = [fs] * dims if isinstance(fs, int) else list(fs)
+            self.pool = AdaptivePool(aux["pool"], dims, aux["pool_size"])
         else:
-            k, st = aux["pool_kernel"], aux["pool_stride"]
-            self.pool = get_pool(aux["pool"], dims, k, st, 0)
-            size = [(n - k) // st + 1 for n in size]
+            self.pool = get_pool(aux["pool"], dims, aux["pool_kernel"], aux["pool_stride"], 0)
         convs, chs = [], in_chs
         for out, k in zip(aux["channels"], aux["kernels"], strict=True):
             convs.append(cna(chs, out, k, padding=0))
-            chs, size = out, [n - k + 1 for n in size]
+            chs = out
         self.convs = nn.Sequential(*convs)
         self.global_pool = AdaptivePool("avg", dims, 1) if aux["global_pool"] else nn.Identity()
-        features = chs * (1 if aux["global_pool"] else math.prod(size))
+        features = chs * (1 if aux["global_pool"] else math.prod(out_size))
         layers: list[nn.Module] = [nn.Flatten(1)]
         for width in aux["hidden"]:
             layers += [nn.Linear(features, width), nn.ReLU(inplace=True)]

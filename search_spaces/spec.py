@@ -368,6 +368,7 @@ class Plan:
     head_chs: int = 0
     head_size: list[int] = field(default_factory=list)
     head_conv: int | None = None  # the head's 1x1 conv width, scaled
+    # stage index -> (its output channels, the aux head's size after its convs, aux options)
     aux: dict[int, tuple[int, list[int], dict[str, Any]]] = field(default_factory=dict)
 
 
@@ -428,8 +429,9 @@ def _entry(path, name, type_name, opts, in_chs, out, stride, size, dims, orig) -
     return Entry(path, name, type_name, block_opts, in_chs, out_chs, stride, list(size), out_size)
 
 
-def _check_aux(path: str, aux: dict[str, Any], size: list[int], dims: int) -> None:
-    """The auxiliary head's pool and valid-padded convs must fit the stage's output size."""
+def _check_aux(path: str, aux: dict[str, Any], size: list[int], dims: int) -> list[int]:
+    """The size the auxiliary head's pool and valid-padded convs leave (they must fit the
+    stage's output size)."""
     if aux["pool_size"] is not None:
         fs = aux["pool_size"]
         size = [fs] * dims if _is_int(fs) else list(fs)
@@ -444,6 +446,7 @@ def _check_aux(path: str, aux: dict[str, Any], size: list[int], dims: int) -> No
         if min(size) < k:
             raise SpecError(f"{path}.kernels: {k} is larger than the map it sees ({size})")
         size = [n - k + 1 for n in size]
+    return size
 
 
 def _plan_stage(
@@ -481,8 +484,7 @@ def _plan_stage(
     if st["aux"] is not None:
         aux = dict(st["aux"])
         aux["channels"] = [round_channels(c, width, divisor) for c in aux["channels"]]
-        _check_aux(f"stages[{i}].aux", aux, size, dims)
-        p.aux[i] = (chs, list(size), aux)
+        p.aux[i] = (chs, _check_aux(f"stages[{i}].aux", aux, size, dims), aux)
     return chs, size
 
 

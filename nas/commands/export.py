@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
             out=args.out,
             opset=args.opset,
             dynamic_batch=args.dynamic_batch,
-            register_name=None if args.no_register else (args.register_name or f"nas-{args.name}"),
+            register=not args.no_register,
+            register_name=args.register_name,
             tracking_uri=args.tracking_uri,
         )
     except ExportError as exc:  # a writer failed or verification did

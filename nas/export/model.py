@@ -94,7 +94,6 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load through ``workers.load_checkpoint`` (weights_only) and check it is a nas-checkpoint;
     :class:`~nas.errors.UsageError` naming the file otherwise."""
     from workers import load_checkpoint
-    from workers.checkpoint import RETRAIN_KIND
 
     path = Path(path)
     if not path.is_file():
@@ -103,6 +102,14 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         ckpt = load_checkpoint(path)
     except Exception as exc:  # corrupt / foreign file: one line, never a traceback
         raise UsageError(f"checkpoint {str(path)!r}: cannot be read ({_first_line(exc)})") from exc
+    return check_checkpoint(ckpt, path)
+
+
+def check_checkpoint(ckpt: Any, path: str | Path) -> dict[str, Any]:
+    """``ckpt`` (loaded from ``path``) if it is a nas retrain checkpoint; UsageError naming
+    the file otherwise."""
+    from workers.checkpoint import RETRAIN_KIND
+
     if not isinstance(ckpt, dict) or not (
         ckpt.get("kind") == RETRAIN_KIND or ckpt.get("format") == LEGACY_FORMAT
     ):

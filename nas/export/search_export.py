@@ -22,12 +22,14 @@ def export_from_search(
     out: str | Path | None = None,
     opset: int = DEFAULT_OPSET,
     dynamic_batch: bool = False,
+    register: bool = True,
     register_name: str | None = None,
     tracking_uri: str | None = None,
 ) -> tuple[ExportResult, str]:
     """(the export, the MLflow tracking URI it registered in). The checkpoint is
     ``checkpoint``, else retrain run ``run_id``'s, else the study's best retrain run's;
-    ``register_name`` None registers nothing. Raises UsageError on bad input, ExportError
+    registered as ``register_name`` (default ``nas-<name>``) unless ``register`` is False.
+    Raises UsageError on bad input, ExportError
     when a writer or the verification fails (nothing registered)."""
     fmts = parse_formats(formats)  # a bad format fails before anything is loaded
     searched_uri = search_stores(workdir, name)[1]  # the search's MLflow server, if any
@@ -45,7 +47,7 @@ def export_from_search(
         folder,
         opset=opset,
         dynamic_batch=dynamic_batch,
-        register_name=register_name,
+        register_name=(register_name or f"nas-{name}") if register else None,
         tracking_uri=uri,
         run_id=run_id,
     )

@@ -169,7 +169,7 @@ class InceptionV3(_Branches):
 
 
 @register("inception_reduction")
-class InceptionReduction(Block):
+class InceptionReduction(_Branches):
     """Inception v3's grid reduction (Szegedy et al. 2016, figure 10; torchvision's
     InceptionB / InceptionD): strided valid 3x3 convs beside a strided 3x3 max pool, so the
     map shrinks while the channels grow. Branch 1: [1x1 ``b1_red``] -> 3x3/s ``b1``; branch 2:
@@ -188,7 +188,7 @@ class InceptionReduction(Block):
         "valid": Opt(True, "bool"),
     }
     CHANNEL_KEYS = ("b1_red", "b1", "b2_red", "b2")
-    DERIVED_OUT = True
+    NEEDS_STRIDE_1 = False  # it is the downsampling
 
     def __init__(
         self,
@@ -223,9 +223,6 @@ class InceptionReduction(Block):
                 get_pool("max", d, 3, stride, pad),
             ]
         )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([branch(x) for branch in self.branches], 1)
 
     @classmethod
     def out_channels(cls, in_chs, opts, dims):
