@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "retrain": "retrain the best (or a chosen) architecture of a search",
     "export": "export a retrained model to ONNX / TorchScript, verified and registered",
     "predict": "classify inputs with an exported model",
+    "ui": "open the MLflow UI on a search's runs and print the link to its trials",
 }
 
 

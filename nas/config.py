@@ -110,6 +110,13 @@ class DataInfo:
         return folds_for(self.train_size + self.val_size, self.smallest_class)
 
 
+#: What a resumed search keeps from its first run (search.json), whatever the command says;
+#: the rest (the budget, where it runs) may change on ``--resume``.
+KEPT_ON_RESUME = ("dataset", "data_dir", "space", "objectives", "max_params", "max_macs", "seed",
+                  "sampler", "scheduler", "epochs", "grace_epochs", "val_fraction",
+                  "folds", "warm_start", "checkpoint_uri")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     """Everything one ``nas search`` needs; saved as ``<workdir>/<name>/search.json``."""

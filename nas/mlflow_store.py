@@ -9,8 +9,10 @@ from typing import Any
 
 __all__ = ["EXPERIMENT_TAGS", "artifact_location", "experiment_id", "client"]
 
-#: Tags of a study's experiment. ``mlflow.experimentKind`` makes MLflow's UI (3.17, where the
-#: values are defined in its web app) open the experiment as model training, not GenAI.
+#: Tags of a study's experiment. ``mlflow.experimentKind`` marks it as model training, not
+#: GenAI (MLflow's web app defines the values). MLflow 3.17's UI reads it only where its
+#: GenAI / model-training switch is off; with the switch (the default) the link's
+#: ``workflowType`` parameter decides (:func:`nas.mlflow_view.link`).
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 

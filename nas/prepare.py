@@ -16,6 +16,7 @@ from typing import Any
 from nas.budget import Budget, parse_budget
 from nas.cluster import probe_storage, resolve_checkpoint_uri
 from nas.config import (
+    KEPT_ON_RESUME,
     NAME_RE,
     DataInfo,
     SearchConfig,
@@ -207,12 +208,6 @@ def prepare_search(
         warm_start=overrides.get("warm_start") or "none",
     )
     return replace(cfg, data=data), space, spent
-
-
-#: What a resumed search keeps from its first run (search.json), whatever the command says.
-KEPT_ON_RESUME = ("dataset", "data_dir", "space", "objectives", "max_params", "max_macs", "seed",
-                  "sampler", "scheduler", "epochs", "grace_epochs", "val_fraction",
-                  "folds", "warm_start", "checkpoint_uri")  # fmt: skip
 
 
 def _resumed_settings(

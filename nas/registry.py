@@ -4,7 +4,11 @@ The registry lives in the same store as the tracking data (``sqlite:///<workdir>
 by default). ``mlflow.register_model("runs:/...")`` in MLflow 3 only accepts LoggedModels, and
 ``mlflow.onnx.log_model`` infers pip requirements (slow, wants the network), so exports are
 logged as a plain artifact folder of a run nested under the retrain run and registered with
-``MlflowClient.create_model_version(source=<that folder>)``.
+``MlflowClient.create_model_version(source=<that folder>)``. When the export has an ONNX file
+the folder is also an MLflow model (``MLmodel`` with the ``onnx`` / ``python_function``
+flavours, written by ``mlflow.onnx.save_model`` with explicit requirements so that nothing
+is inferred), carrying the model's signature and an input example: the registry's version
+page shows its schema and ``mlflow.pyfunc.load_model("models:/NAME/VERSION")`` serves it.
 """
 
 from __future__ import annotations
@@ -87,6 +91,36 @@ def _export_run(
     )
 
 
+def mlflow_model_files(
+    onnx_path: Path, example: Any, output: Any, dynamic_batch: bool, into: Path
+) -> list[Path]:
+    """The MLflow model description of an exported ONNX file, written under ``into``:
+    ``MLmodel`` (signature: float32 ``input`` -> ``logits``, the batch axis -1 when dynamic),
+    the input example and the environment files. ``data: model.onnx`` names the export's
+    own file, which is logged beside them (``mlflow.onnx.save_model`` writes an identical
+    copy, not kept)."""
+    import mlflow.onnx
+    import numpy as np
+    import onnx
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    def spec(array: Any, name: str) -> TensorSpec:
+        shape = (-1 if dynamic_batch else array.shape[0], *array.shape[1:])
+        return TensorSpec(np.dtype("float32"), shape, name)
+
+    signature = ModelSignature(Schema([spec(example, "input")]), Schema([spec(output, "logits")]))
+    target = into / "mlflow_model"
+    mlflow.onnx.save_model(
+        onnx.load(str(onnx_path)),
+        str(target),
+        signature=signature,
+        input_example=example,
+        pip_requirements=["onnxruntime", "numpy"],
+    )
+    return [p for p in sorted(target.iterdir()) if p.name != onnx_path.name]
+
+
 def register_export(
     files: dict[str, Path],
     model_card: Path,
@@ -96,9 +130,11 @@ def register_export(
     study: str,
     parent_run_id: str | None = None,
     tags: dict[str, Any] | None = None,
+    model_files: list[Path] | None = None,
 ) -> RegisteredVersion:
-    """Log ``files`` and the card as artifacts of an export run, then add a new version of
-    registered model ``name`` (created when missing) pointing at them, tagged with ``tags``."""
+    """Log ``files``, the card and ``model_files`` (:func:`mlflow_model_files`) as artifacts
+    of an export run, then add a new version of registered model ``name`` (created when
+    missing) pointing at them, tagged with ``tags``."""
     from mlflow.exceptions import MlflowException
 
     client = mlflow_store.client(tracking_uri)
@@ -106,7 +142,7 @@ def register_export(
     run = _export_run(client, study, parent_run_id, tracking_uri, str_tags)
     run_id = run.info.run_id
     try:
-        for path in [*files.values(), model_card]:
+        for path in [*files.values(), model_card, *(model_files or [])]:
             client.log_artifact(run_id, str(path), ARTIFACT_DIR)
         client.set_terminated(run_id, "FINISHED")
     except Exception:

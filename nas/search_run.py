@@ -206,10 +206,12 @@ def run_search(
     saved_plan = (load_saved(cfg.workdir, cfg.name) or {}).get("plan") if cfg.resume else None
     tracker = _start(cfg, space, tracker)
     save_state(cfg, spent_before, "running", saved_plan)
+    tracker.describe_data(cfg.data, cfg.val_fraction, cfg.seed)
     parent = tracker.start_search_run(cfg.to_json(), resume=cfg.resume)
     tracker.use_spool(cfg.study_dir / SPOOL_FILE)  # and send what an earlier run kept
     plan = _plan(cfg, space, state, saved_plan, tracker, stream)
     study, previous = _open_study(cfg, space, state, stream)
+    tracker.start_plots(study)
     live = LiveView(state, stream=stream, trials_before=0 if restoring else _evaluated(previous))
     ledger = Ledger(cfg, state, plan.to_json())
     for handler in (tracker.handle, live.handle, ledger.handle):
@@ -222,6 +224,7 @@ def run_search(
             f"nas: search '{cfg.name}' on {cfg.data.name} ({cfg.data.dims}D, "
             f"{cfg.data.num_classes} classes), budget {cfg.budget.text}"
             f"{', resumed' if cfg.resume else ''}; MLflow run {parent}\n"
+            f"nas: watch it: {tracker.link() or f'nas ui --workdir {cfg.workdir} --name {cfg.name}'}\n"
         )
         status = _fit(tuner, state, ledger, cfg)
     finally:
@@ -259,11 +262,30 @@ def _fit(tuner: tune.Tuner, state: SearchState, ledger: Ledger, cfg: SearchConfi
             )
         elif is_disk_full(exc):
             ledger.disk_full(cfg.workdir)
+        elif node_out_of_memory(exc):
+            state.stop_reason = (
+                "Ray's memory monitor killed a trial's worker while it was starting (the node "
+                "ran low on memory), which Ray Tune does not retry; lower --max-concurrent or "
+                f"--max-params, then continue with nas search --resume --workdir {cfg.workdir} "
+                f"--name {cfg.name}"
+            )
         else:
             raise
     if state.stop_reason:
         return "stopped"
     return "interrupted" if _interrupted(cfg.experiment_path) else "finished"
+
+
+def node_out_of_memory(exc: BaseException) -> bool:
+    """True when Ray's memory monitor killed a worker outside a trial's training step
+    (``ImplicitFunc.__init__``), which Ray Tune raises out of ``Tuner.fit`` (seen with a
+    7 GB random architecture on Fashion-MNIST; a kill during training is a trial error that
+    ``FailureConfig`` retries)."""
+    while exc is not None:
+        if isinstance(exc, ray.exceptions.OutOfMemoryError) or "running low on memory" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _open_study(
@@ -373,14 +395,14 @@ def _close_tracking(
             "budget_spent": state.spent,
         }
         tracker.end_search_run(
-            "KILLED" if status == "interrupted" else "FINISHED",
-            summary,
-            [r.to_json() for r in records],
+            "KILLED" if status == "interrupted" else "FINISHED", summary, records
         )
         closed = True
     except Exception as exc:
         if not unreachable(exc):
             raise
+    finally:
+        tracker.stop_system_metrics()
     if tracker.unsent or not closed:
         where = tracker.spool.path if tracker.spool is not None else "the spool"
         stream.write(

@@ -1,6 +1,10 @@
 """The status table: every status of :class:`workers.status.TrialStatus`, mapped once to
-Optuna's trial state, MLflow's run status (it has only five; a ``nas.status`` tag carries
-ours), the leaderboard's rank group and the live view's counter.
+Optuna's trial state, MLflow's run status, the leaderboard's rank group and the live view's
+counter. MLflow has five run statuses and its UI draws three marks (a green tick for
+FINISHED, a red cross for FAILED and KILLED, a spinner for RUNNING): FINISHED means trained
+to full fidelity, KILLED ended early on purpose (pruned, stopped by the budget or the driver
+going away), FAILED went wrong; the ``nas.status`` tag (a column of the trials view,
+:mod:`nas.mlflow_view`) and the run's description say which status exactly.
 
 Everything that records or shows a trial reads this table; nothing else maps statuses.
 """
@@ -38,7 +42,7 @@ TABLE: dict[TrialStatus, StatusRow] = {
     S.RUNNING: StatusRow("RUNNING", "RUNNING", 2, "running"),
     S.COMPLETED: StatusRow("COMPLETE", "FINISHED", 0, "done"),
     S.REUSED: StatusRow("COMPLETE", "FINISHED", 0, "done"),
-    S.PRUNED: StatusRow("PRUNED", "FINISHED", 1, "pruned"),
+    S.PRUNED: StatusRow("PRUNED", "KILLED", 1, "pruned"),
     S.STOPPED: StatusRow("PRUNED", "KILLED", 1, "stopped"),
     S.DIVERGED: StatusRow("FAIL", "FAILED", 3, "failed"),
     S.OOM_RETRIED: StatusRow("FAIL", "FAILED", 3, "failed"),

@@ -7,6 +7,7 @@ import json
 from mlflow import MlflowClient
 from test_export_support import make_checkpoint
 
+from nas import mlflow_store
 from nas.cli import main
 from nas.config import default_tracking_uri as tracking_uri_for
 
@@ -14,7 +15,8 @@ from nas.config import default_tracking_uri as tracking_uri_for
 def _retrain_run(client: MlflowClient, study: str, checkpoint, test_acc: float) -> str:
     """What ``nas retrain`` leaves behind: a finished run tagged with its checkpoint."""
     exp = client.get_experiment_by_name(study)
-    exp_id = exp.experiment_id if exp else client.create_experiment(study)
+    location = mlflow_store.artifact_location(client.tracking_uri)  # beside the store
+    exp_id = exp.experiment_id if exp else client.create_experiment(study, location)
     run = client.create_run(
         exp_id, tags={"nas.role": "retrain", "nas.study": study, "nas.checkpoint": str(checkpoint)}
     )
@@ -23,7 +25,7 @@ def _retrain_run(client: MlflowClient, study: str, checkpoint, test_acc: float) 
     return run.info.run_id
 
 
-def test_export_registers_a_new_version_each_time(tmp_path, capsys):
+def test_export_registers_a_new_version_each_time(tmp_path, capsys, monkeypatch):
     work = tmp_path / "work"
     work.mkdir()
     uri = tracking_uri_for(work)
@@ -51,7 +53,25 @@ def test_export_registers_a_new_version_each_time(tmp_path, capsys):
     assert export_run.data.tags["mlflow.parentRunId"] == run_b
     assert export_run.data.tags["nas.role"] == "export"
     logged = {f.path for f in client.list_artifacts(mv.run_id, "export")}
-    assert logged == {"export/model.onnx", "export/model.state_dict.pt", "export/MODEL_CARD.md"}
+    ours = {"export/model.onnx", "export/model.state_dict.pt", "export/MODEL_CARD.md"}
+    assert ours | {"export/MLmodel", "export/input_example.json"} <= logged
+
+    # the version is an MLflow model: a signature, an input example, and it serves
+    import mlflow
+    import numpy as np
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
+    info = mlflow.models.get_model_info("models:/nas-search/2")
+    inputs, outputs = info.signature.inputs.to_dict(), info.signature.outputs.to_dict()
+    assert inputs[0]["name"] == "input" and inputs[0]["tensor-spec"]["dtype"] == "float32"
+    assert outputs[0]["name"] == "logits"
+    assert info.saved_input_example_info["artifact_path"] == "input_example.json"
+    model_dir = client.download_artifacts(mv.run_id, "export")
+    example = mlflow.models.Model.load(model_dir).load_input_example(model_dir)
+    served = mlflow.pyfunc.load_model("models:/nas-search/2").predict(example)
+    logits = next(iter(served.values())) if isinstance(served, dict) else served
+    assert np.asarray(logits).shape[-1] == outputs[0]["tensor-spec"]["shape"][-1]
 
 
 def test_custom_register_name_and_no_run(tmp_path, capsys):

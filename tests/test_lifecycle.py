@@ -20,7 +20,7 @@ from nas.events import (
     TrialReused,
     TrialStarted,
 )
-from nas.ray_adapters import activate
+from nas.ray_adapters import BudgetStopper, EventCallback, activate
 from nas.results import best_record, handover_record, trial_records
 from nas.searcher import NasSearcher, close_open_trials
 from nas.status import TABLE, TrialStatus, classify, row
@@ -40,7 +40,7 @@ def test_every_status_has_one_row():
     [
         (S.COMPLETED, "COMPLETE", "FINISHED"),
         (S.REUSED, "COMPLETE", "FINISHED"),
-        (S.PRUNED, "PRUNED", "FINISHED"),
+        (S.PRUNED, "PRUNED", "KILLED"),
         (S.STOPPED, "PRUNED", "KILLED"),
         (S.DIVERGED, "FAIL", "FAILED"),
         (S.OOM, "FAIL", "FAILED"),
@@ -130,7 +130,7 @@ def test_tracker_records_events(tmp_path):
         r.data.tags["nas.trial"]: r
         for r in client.search_runs([tracker.experiment_id], "tags.`nas.role` = 'trial'")
     }
-    assert runs["0"].info.status == "FINISHED" and runs["0"].data.tags["nas.status"] == "pruned"
+    assert runs["0"].info.status == "KILLED" and runs["0"].data.tags["nas.status"] == "pruned"
     assert runs["1"].info.status == "FAILED" and runs["1"].data.tags["nas.status"] == "rejected"
     assert runs["2"].data.tags["nas.status"] == "reused"
     assert runs["2"].data.metrics["val_acc"] == 0.5
@@ -283,3 +283,73 @@ def test_the_result_that_ends_a_trial_is_its_last_report(searcher_and_state):
     assert frozen.state == TrialState.PRUNED
     assert frozen.intermediate_values == {100: 0.5, 300: 0.7}
     assert trial_records(searcher.study)[0].value == 0.7
+
+
+def test_a_restore_older_than_the_study_stops_the_trials_that_ended_since(tmp_path):
+    """Ray's checkpoint of the searcher can predate the study: a driver closed a trial and
+    was killed before Ray saved again. The next driver restores that trial as running; it
+    must not report to the ended Optuna trial (Optuna refuses), nor reach MLflow again."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(
+        study_name="lc", storage=storage, direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=1),
+    )  # fmt: skip
+    state = _state()
+    activate("lc", state)
+    try:
+        searcher = NasSearcher(_Space(), study=study, metrics=["val_acc"])
+        first, second = searcher.suggest("ray0"), searcher.suggest("ray1")
+        searcher.on_trial_result("ray1", {"samples": 100, "val_acc": 0.5, "status": "running"})
+        searcher.save(str(tmp_path / "searcher.pkl"))
+        study.tell(second["trial_number"], state=TrialState.PRUNED)  # the killed driver's close
+
+        events = []
+        state = _state()
+        state.subscribe(events.append)
+        activate("lc", state)
+        restored = NasSearcher(_Space(), study=study, metrics=["val_acc"])
+        restored.restore(str(tmp_path / "searcher.pkl"))
+        assert set(restored.trials) == {"ray0"} and state.stale_trials == {"ray1"}
+        assert set(state.open_trials) == {first["trial_number"]}
+
+        restored.on_trial_result("ray1", {"samples": 300, "val_acc": 0.7, "status": "running"})
+        restored.on_trial_complete("ray1", {"samples": 300, "val_acc": 0.7, "status": "running"})
+        stopper = BudgetStopper("lc")
+        assert stopper("ray1", {}) and not stopper("ray0", {})
+
+        class RayTrial:
+            trial_id, config, last_result, num_failures = "ray1", second, {}, 0
+
+        callback = EventCallback("lc")
+        callback.on_trial_start(0, [], RayTrial())
+        callback.on_trial_result(0, [], RayTrial(), {"samples": 300, "val_acc": 0.7})
+        callback.on_trial_complete(0, [], RayTrial())
+        assert events == []
+        (ended,) = [t for t in study.trials if t.number == second["trial_number"]]
+        assert ended.state == TrialState.PRUNED and ended.intermediate_values == {100: 0.5}
+    finally:
+        activate("lc", None)
+
+
+def test_a_worker_killed_by_rays_memory_monitor_stops_the_search_with_one_line(tmp_path):
+    """Ray Tune raises out of ``Tuner.fit`` when its memory monitor kills a trial's actor
+    while it starts (seen on Fashion-MNIST): the search stops with a reason and --resume."""
+    from nas.config import SearchConfig
+    from nas.search_run import _fit, node_out_of_memory
+
+    text = (
+        "Caught unexpected exception: 1 worker(s) were killed due to the node running low "
+        "on memory. Memory on the node (IP: 10.0.0.1) was 22.41GB used / 23.54GB limit"
+    )
+
+    class Killed:  # what Ray Tune's actor manager raised from Tuner.fit
+        def fit(self) -> None:
+            raise RuntimeError(text)
+
+    assert node_out_of_memory(RuntimeError(text))
+    assert not node_out_of_memory(RuntimeError("something else"))
+    cfg = SearchConfig(parse_budget("1m"), "digits", None, "image", workdir=tmp_path)
+    state = _state("1m")
+    assert _fit(Killed(), state, None, cfg) == "stopped"
+    assert "ran low on memory" in state.stop_reason
+    assert f"nas search --resume --workdir {tmp_path}" in state.stop_reason

@@ -58,7 +58,7 @@ def assert_stores_agree(study: optuna.Study, runs: dict[int, object]) -> None:
         assert run.data.tags["nas.spec_id"] == t.user_attrs.get("spec_id", "")
         if t.state.name == "COMPLETE" and status == "completed":
             assert run.data.metrics["val_acc"] == pytest.approx(t.values[0])
-            assert int(run.data.params["cost.params"]) == t.user_attrs["params"]
+            assert run.data.metrics["params"] == t.user_attrs["params"]
 
 
 def test_search_records_every_trial_in_both_stores(tmp_path, ray_session, capsys):

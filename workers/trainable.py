@@ -26,6 +26,7 @@ from workers.data import Dataset, get_dataset
 from workers.engine import retry_smaller_on_oom, train, train_folds
 from workers.engine.loop import is_oom, one_line
 from workers.latency import measure_latency
+from workers.memory import peak_mb, reset_peak
 from workers.settings import TrainSettings
 from workers.status import TrialStatus
 
@@ -69,7 +70,7 @@ def _resume_state(tune: Any) -> tuple[dict[str, Any] | None, str | None]:
         return None, note
 
 
-def _row(metrics: Any, static: dict[str, Any]) -> dict[str, Any]:
+def _row(metrics: Any, static: dict[str, Any], device: str) -> dict[str, Any]:
     """What one report tells Ray (and through it Optuna and MLflow)."""
     row = {
         "samples": metrics.samples,
@@ -77,7 +78,9 @@ def _row(metrics: Any, static: dict[str, Any]) -> dict[str, Any]:
         "train_loss": metrics.train_loss,
         "val_loss": metrics.val_loss,
         "val_acc": metrics.val_acc,
+        "lr": metrics.lr,
         "images_per_s": metrics.images_per_s,
+        "peak_memory_mb": peak_mb(device),
         "status": TrialStatus.RUNNING.value,
         **static,
     }
@@ -113,6 +116,7 @@ def train_trial(config: dict[str, Any], data: Dataset | None = None) -> None:
 
 def _train_trial(tune: Any, config: dict[str, Any], data: Dataset | None) -> None:
     device = _device()
+    reset_peak(device)
     data = _load(config, data, device)
     spec = config["spec"]
     cost = config.get("cost") or {}
@@ -133,9 +137,9 @@ def _train_trial(tune: Any, config: dict[str, Any], data: Dataset | None) -> Non
     def on_epoch(metrics: Any, state: dict[str, Any]) -> bool:
         if metrics.samples >= max_samples:
             # The last report goes after training, with the measured latency.
-            final.update(row=_row(metrics, static), state=state)
+            final.update(row=_row(metrics, static, device), state=state)
         elif metrics.samples > reported[0]:
-            report(_row(metrics, static), state)
+            report(_row(metrics, static, device), state)
         return False
 
     resume_state, note = _resume_state(tune)

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from nas.arch_summary import table
 from nas.errors import UsageError
 
 
@@ -82,36 +83,6 @@ def _input(text: str | None, spec: dict) -> list[int] | None:
     if len(shape) != dims + 1 or shape[0] != channels or min(shape) < 1:
         raise UsageError(f"--input {text!r}: expected {accepted}")
     return shape
-
-
-def _fmt(n: int) -> str:
-    return f"{n:,d}"
-
-
-def table(name: str, sid: str, report: Any) -> str:
-    """The human-readable summary: one row per layer, then totals."""
-    rows = [("layer", "type", "output", "params", "MACs")]
-    for layer in report.layers:
-        shape = "x".join(str(v) for v in layer["out_shape"])
-        rows.append(
-            (layer["name"], layer["type"], shape, _fmt(layer["params"]), _fmt(layer["macs"]))
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = [f"{name or 'spec'} ({sid}), input {'x'.join(map(str, report.input_shape))}"]
-    for i, row in enumerate(rows):
-        lines.append(
-            "  ".join(
-                cell.rjust(w) if j >= 3 else cell.ljust(w)
-                for j, (cell, w) in enumerate(zip(row, widths, strict=True))
-            ).rstrip()
-        )
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    lines.append(f"params: {_fmt(report.params)}")
-    scaled = f"{report.macs / 1e9:.3f} G" if report.macs >= 1e8 else f"{report.macs / 1e6:.3f} M"
-    lines.append(f"MACs: {_fmt(report.macs)} ({scaled})")
-    lines.append(f"activations: {report.activation_bytes / 2**20:.2f} MiB per sample (float32)")
-    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:

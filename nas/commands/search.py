@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 130
     out.write(
-        f"\nnext: mlflow ui --backend-store-uri {cfg.tracking_uri}   (the search's runs)\n"
+        f"\nnext: nas ui --workdir {cfg.workdir} --name {cfg.name}   (the trials in MLflow)\n"
         f"      nas leaderboard --workdir {cfg.workdir} --name {cfg.name}\n"
         f"      nas retrain --workdir {cfg.workdir} --name {cfg.name} --best\n"
     )

@@ -126,7 +126,9 @@ def export_checkpoint(
         sizes={fmt: p.stat().st_size for fmt, p in files.items()},
     )
     if register_name:
-        result.registered = _register(result, ckpt, register_name, tracking_uri, run_id)
+        result.registered = _register(
+            result, ckpt, register_name, tracking_uri, run_id, model, dynamic_batch
+        )
     result.seconds = time.perf_counter() - start
     return result
 
@@ -194,7 +196,11 @@ def _register(
     name: str,
     tracking_uri: str | None,
     run_id: str | None,
+    model: DeployableModel,
+    dynamic_batch: bool,
 ) -> dict[str, str]:
+    import tempfile
+
     from nas import registry
 
     if tracking_uri is None:
@@ -213,13 +219,23 @@ def _register(
     }
     if result.onnx_exporter:
         tags["onnx_exporter"] = result.onnx_exporter
-    version = registry.register_export(
-        result.files,
-        result.model_card,
-        name=name,
-        tracking_uri=tracking_uri,
-        study=str(ckpt.get("study") or "nas-exports"),
-        parent_run_id=run_id or ckpt.get("run_id"),
-        tags={k: v for k, v in tags.items() if v is not None},
-    )
+    with tempfile.TemporaryDirectory(prefix="nas-mlmodel-") as tmp:
+        model_files = None
+        if "onnx" in result.files:  # the registered version is an MLflow model with a signature
+            example = sample_inputs(model, 1 if dynamic_batch else FIXED_BATCH, 1234)
+            with torch.no_grad():
+                output = model(torch.from_numpy(example)).numpy()
+            model_files = registry.mlflow_model_files(
+                result.files["onnx"], example, output, dynamic_batch, Path(tmp)
+            )
+        version = registry.register_export(
+            result.files,
+            result.model_card,
+            name=name,
+            tracking_uri=tracking_uri,
+            study=str(ckpt.get("study") or "nas-exports"),
+            parent_run_id=run_id or ckpt.get("run_id"),
+            tags={k: v for k, v in tags.items() if v is not None},
+            model_files=model_files,
+        )
     return {"name": version.name, "version": version.version, "run_id": version.run_id}
