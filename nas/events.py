@@ -152,6 +152,9 @@ class SearchState:
     open_trials: dict[int, Any] = field(default_factory=dict)  # number -> optuna.Trial
     open_configs: dict[int, dict[str, Any]] = field(default_factory=dict)  # number -> config
     started_numbers: set[int] = field(default_factory=set)
+    #: Ray trial ids restored from a checkpoint older than the study: their Optuna trial
+    #: ended under an earlier driver, so Ray stops them and no event is emitted for them.
+    stale_trials: set[str] = field(default_factory=set)
     _subscribers: list[Callable[[Event], None]] = field(default_factory=list)
 
     def subscribe(self, handler: Callable[[Event], None]) -> None:

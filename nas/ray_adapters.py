@@ -40,6 +40,14 @@ def active(study: str) -> SearchState | None:
     return _ACTIVE.get(study)
 
 
+def _live(study: str, trial: Any) -> SearchState | None:
+    """The live state, unless ``trial`` is stale (its Optuna trial ended before a restore)."""
+    state = active(study)
+    if state is None or trial.trial_id in state.stale_trials:
+        return None
+    return state
+
+
 def trial_number(trial: Any) -> int:
     """The Optuna trial number a Ray trial carries in its config."""
     return int(trial.config["trial_number"])
@@ -52,19 +60,19 @@ class EventCallback(Callback):
         self.study = study
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        state = active(self.study)
+        state = _live(self.study, trial)
         if state is not None:
             state.emit(TrialStarted(trial_number(trial), trial.config, trial.trial_id))
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
-        state = active(self.study)
+        state = _live(self.study, trial)
         if state is not None:
             state.emit(EpochReported(trial_number(trial), result))
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        state = active(self.study)
+        state = _live(self.study, trial)
         if state is not None:
             state.emit(TrialRecovered(trial_number(trial), int(trial.num_failures)))
 
@@ -75,7 +83,7 @@ class EventCallback(Callback):
         self._ended(trial, error=True)
 
     def _ended(self, trial: Any, error: bool) -> None:
-        state = active(self.study)
+        state = _live(self.study, trial)
         if state is None:
             return
         status, reason = classify(trial.last_result, error, state.stopped_why, state.chance)
@@ -109,14 +117,16 @@ class BudgetStopper(Stopper):
 
     Wall-clock budgets count only the time a search is running: a resumed search adds its
     own time to what earlier runs spent (``search.json``); trial budgets are Ray's
-    ``num_samples`` and need no stopper.
+    ``num_samples`` and need no stopper. It also stops, at its first result, a trial Ray
+    restored whose Optuna trial had already ended (the state's ``stale_trials``).
     """
 
     def __init__(self, study: str) -> None:
         self.study = study
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        return False
+        state = active(self.study)
+        return state is not None and trial_id in state.stale_trials
 
     def stop_all(self) -> bool:
         state = active(self.study)

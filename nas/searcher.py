@@ -208,8 +208,16 @@ class NasSearcher(Searcher):
         with open(checkpoint_path, "rb") as f:
             self.__dict__.update(pickle.load(f))
         self.__dict__.setdefault("configs", {})
-        for trial_id, trial in self.trials.items():
-            self._register(trial, self.configs.get(trial_id, {}))
+        ended = {t.number for t in self.study.get_trials(deepcopy=False) if t.state.is_finished()}
+        state = self._state()
+        for trial_id, trial in list(self.trials.items()):
+            if trial.number in ended:  # the study moved on after Ray saved this checkpoint
+                del self.trials[trial_id]
+                self.reported.pop(trial_id, None)
+                if state is not None:
+                    state.stale_trials.add(trial_id)
+            else:
+                self._register(trial, self.configs.get(trial_id, {}))
 
 
 def close_open_trials(state: SearchState, study: optuna.Study) -> None:
