@@ -1,7 +1,10 @@
 """The plan of one search, made in the driver once Ray is up: a typical architecture of the
 space is timed on a worker (:func:`workers.calibrate.seconds_per_sample`) and
 :func:`nas.plan.make_plan` turns that, the budget left, the data size and the number of
-workers into the fidelity schedule.
+workers into the fidelity schedule. On large data, when that schedule would rank on less
+than :data:`nas.plan.MIN_RANK_EPOCHS`, the plan caps the architectures' MACs instead
+(:attr:`nas.plan.Plan.max_macs`): a budget that cannot rank the space's typical
+architecture on a whole epoch searches the cheaper ones it can.
 
 ``--epochs`` / ``--grace-epochs`` and trial budgets (``--budget 50trials``: no clock to plan
 against) fix the fidelity instead; ``--resume`` keeps the plan the search started with.
@@ -9,6 +12,7 @@ against) fix the fidelity instead; ``--resume`` keeps the plan the search starte
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -17,32 +21,41 @@ import ray
 import search_spaces
 from nas.config import SearchConfig
 from nas.events import SearchState
-from nas.plan import Plan, fixed_plan, make_plan
+from nas.plan import (
+    MIN_RANK_EPOCHS,
+    Plan,
+    affordable_seconds_per_sample,
+    fixed_plan,
+    make_plan,
+)
 from search_spaces.sampler import RandomTrial
 from workers.calibrate import seconds_per_sample
 
 logger = logging.getLogger(__name__)
 
 TYPICAL_DRAWS = 15  # samples of the space whose median (by MACs) is timed
-_DRAWS: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any]] | None] = {}
+#: A budget cap on MACs keeps at least this share of the space's draws (the cheapest).
+MIN_KEPT_SHARE = 0.2
+Draw = tuple[int, dict[str, Any], dict[str, Any]]  # (MACs, spec, training settings)
+_DRAWS: dict[tuple[Any, ...], list[Draw]] = {}
 DEFAULT_EPOCHS = 12  # the fidelity of trial budgets
 DEFAULT_GRACE_EPOCHS = 2
 CALIBRATION_TIMEOUT_S = 120.0
 
 
-def typical_draw(cfg: SearchConfig, space: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """(spec, training settings) of the median-MACs architecture of a few random draws from
-    the space, or None when every draw was refused. Drawn once per space, seed and input in
-    a process (:func:`nas.search_run.open_tracker` draws it while Ray starts)."""
+def space_draws(cfg: SearchConfig, space: Any) -> list[Draw]:
+    """A few random draws from the space, cheapest first; empty when every draw was refused.
+    Drawn once per space, seed and input in a process (:func:`nas.search_run.open_tracker`
+    draws them while Ray starts)."""
     data = cfg.data
     space_key = (getattr(space, "name", space), getattr(space, "source", None))
     key = (space_key, cfg.seed, data.dims, data.channels, tuple(data.size), data.num_classes)
     if key not in _DRAWS:
-        _DRAWS[key] = _median_draw(cfg, space)
+        _DRAWS[key] = _draw(cfg, space)
     return _DRAWS[key]
 
 
-def _median_draw(cfg: SearchConfig, space: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def _draw(cfg: SearchConfig, space: Any) -> list[Draw]:
     data = cfg.data
     draws = []
     for i in range(TYPICAL_DRAWS):
@@ -59,11 +72,12 @@ def _median_draw(cfg: SearchConfig, space: Any) -> tuple[dict[str, Any], dict[st
         except ValueError:
             continue
         draws.append((macs, i, spec, train))
-    if not draws:
-        return None
     draws.sort(key=lambda d: (d[0], d[1]))
-    _, _, spec, train = draws[len(draws) // 2]
-    return spec, train
+    return [(macs, spec, train) for macs, _, spec, train in draws]
+
+
+def _median(draws: list[Draw]) -> Draw:
+    return draws[len(draws) // 2]
 
 
 def time_on_worker(cfg: SearchConfig, spec: dict[str, Any], train: dict[str, Any]) -> float:
@@ -95,22 +109,45 @@ def plan_search(cfg: SearchConfig, space: Any, state: SearchState, workers: int)
         epochs = cfg.epochs or DEFAULT_EPOCHS
         grace = cfg.grace_epochs or min(DEFAULT_GRACE_EPOCHS, epochs)
         return fixed_plan(epochs, grace, train_size, folds)
-    draw = typical_draw(cfg, space)
+    draws = space_draws(cfg, space)
     try:
-        if draw is None:
+        if not draws:
             raise ValueError("no architecture of the space could be drawn")
-        per_sample = time_on_worker(cfg, *draw)
+        _, spec, train = _median(draws)
+        per_sample = time_on_worker(cfg, spec, train)
     except (ValueError, RuntimeError, ray.exceptions.RayError) as exc:
         logger.warning("nas: the timed step failed (%s); planning %d epochs", exc, DEFAULT_EPOCHS)
         return fixed_plan(DEFAULT_EPOCHS, DEFAULT_GRACE_EPOCHS, train_size, folds)
     left = cfg.budget.remaining(state.spent)
     if cfg.budget.kind == "device":  # device-seconds -> seconds of each of the workers
         left = left / max(state.devices_per_trial, 1e-9) / workers
-    return make_plan(
-        budget_seconds=max(left, 1.0),
-        train_size=train_size,
-        workers=workers,
-        seconds_per_sample=per_sample,
-        val_size=val_size,
-        folds=folds,
-    )
+    sizes = {"budget_seconds": max(left, 1.0), "train_size": train_size, "workers": workers,
+             "val_size": val_size}  # fmt: skip
+    plan = make_plan(seconds_per_sample=per_sample, folds=folds, **sizes)
+    if folds > 1 or plan.max_epochs >= MIN_RANK_EPOCHS:
+        return plan
+    return _capped(cfg, draws, per_sample, sizes) or plan
+
+
+def _capped(
+    cfg: SearchConfig, draws: list[Draw], per_sample: float, sizes: dict[str, Any]
+) -> Plan | None:
+    """The plan over the cheaper architectures the budget can rank on whole epochs: MACs
+    capped in proportion to the cost the budget affords, keeping at least the cheapest
+    :data:`MIN_KEPT_SHARE` of the draws, and the median of those under the cap timed again
+    (MACs say only roughly what a sample costs). None when the user's ``--max-macs`` is as
+    low already, or the timed step fails."""
+    affordable = affordable_seconds_per_sample(**sizes)
+    median_macs = _median(draws)[0]
+    floor = draws[min(len(draws) - 1, int(len(draws) * MIN_KEPT_SHARE))][0]
+    cap = max(int(median_macs * affordable / per_sample), floor)
+    if cfg.max_macs is not None and cfg.max_macs <= cap:
+        return None
+    _, spec, train = _median([d for d in draws if d[0] <= cap])
+    try:
+        capped_per_sample = time_on_worker(cfg, spec, train)
+    except (ValueError, RuntimeError, ray.exceptions.RayError) as exc:
+        logger.warning("nas: timing a cheaper architecture failed (%s); no MACs cap", exc)
+        return None
+    plan = make_plan(seconds_per_sample=capped_per_sample, **sizes)
+    return dataclasses.replace(plan, max_macs=cap)

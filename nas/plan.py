@@ -45,6 +45,11 @@ MAX_RUNGS = 4
 #: Full fidelities tried, in epochs, largest first (capped by ``max_epochs``).
 EPOCH_CHOICES = (12, 9, 6, 4, 3, 2, 1.5, 1, 0.75, 0.5, 0.25)
 MIN_RUNG_SAMPLES = 1024  # the lowest rung trains at least this many samples (~30 steps)
+#: On one split (large data), a full fidelity below this many epochs ranks architectures on
+#: a sliver of the data: the plan then leaves out the costliest architectures instead
+#: (:attr:`Plan.max_macs`). Fashion-MNIST, 10 minutes of 2 cores, ranked at 0.15 epochs:
+#: 91.34% test against 93.29% for a hand-written loop (benchmarks/README.md, peers).
+MIN_RANK_EPOCHS = 1.0
 UTILISATION = 0.85  # share of the workers' time that goes into training, not gaps
 TRIAL_OVERHEAD_S = 1.5  # per trial: Ray's spine, building and probing the model
 
@@ -63,6 +68,9 @@ class Plan:
     seconds_per_sample: float | None  # None when the user fixed the fidelity
     source: str  # "planned" or "--epochs"
     folds: int = 1  # k-fold evaluation inside each trial on small data (1: one split)
+    #: Architectures over this many MACs are left out: what the budget can rank at
+    #: :data:`MIN_RANK_EPOCHS` (None: no cap beyond the user's ``--max-macs``).
+    max_macs: int | None = None
 
     @property
     def max_epochs(self) -> float:
@@ -81,10 +89,16 @@ class Plan:
             )
         steps = [f"~{self.configs[0]} configs at {self.rungs[0]:,} samples"]
         steps += [f"{n} at {s:,}" for n, s in zip(self.configs[1:], self.rungs[1:], strict=True)]
+        cap = (
+            f"; architectures up to {self.max_macs / 1e6:.3g} M MACs, so that the budget ranks "
+            f"them on whole epochs"
+            if self.max_macs
+            else ""
+        )
         return (
             f"plan: {' -> '.join(steps)} ({_epochs(self.max_epochs)} epochs of "
             f"{self.train_size:,}; {self.seconds_per_sample * 1e3:.3g} ms per sample measured"
-            f"{folds})"
+            f"{folds}{cap})"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -133,14 +147,21 @@ def fixed_plan(epochs: int, grace_epochs: int, train_size: int, folds: int = 1) 
     )
 
 
-def _rungs(max_samples: int, min_rung: int) -> list[int]:
+def _rung_ladders(max_samples: int, min_rung: int, train_size: int) -> list[list[int]]:
     """Successive-halving rungs ``s0 * ETA**k`` ending at about ``max_samples``, the lowest
-    at least ``min_rung``."""
+    at least ``min_rung``, the most rungs first. At a full fidelity of at most
+    :data:`MIN_RANK_EPOCHS` epochs, the shorter ladders follow, down to two rungs: they cost
+    more per configuration but bring more configurations to the top, and there ranking on
+    more of the data matters more than a finer ladder."""
     count = 1
     while count < MAX_RUNGS and max_samples / ETA**count >= min_rung:
         count += 1
-    lowest = max(1, int(round(max_samples / ETA ** (count - 1))))
-    return [lowest * ETA**k for k in range(count)]
+    shortest = 2 if max_samples <= MIN_RANK_EPOCHS * train_size else count
+    ladders = []
+    for n in range(count, min(count, shortest) - 1, -1):
+        lowest = max(1, int(round(max_samples / ETA ** (n - 1))))
+        ladders.append([lowest * ETA**k for k in range(n)])
+    return ladders
 
 
 def report_points(rungs: list[int], train_size: int) -> tuple[int, ...]:
@@ -181,7 +202,8 @@ def make_plan(
     """The largest full fidelity (at most ``max_epochs``, or :data:`MAX_EPOCHS` through
     :data:`SAMPLE_CHOICES` on small data) at which ``workers`` workers over
     ``budget_seconds`` evaluate at least :data:`MIN_CONFIGS` configurations at the lowest
-    rung and :data:`MIN_FULL` at the top; the cheapest one when no fidelity manages both.
+    rung and :data:`MIN_FULL` at the top, with the most rungs that manage it; the cheapest
+    one when no fidelity manages both.
 
     ``seconds_per_sample`` is one training sample's cost on one worker (measured), and an
     evaluation of the ``val_size`` validation samples (one per report) costs a third of that
@@ -196,14 +218,15 @@ def make_plan(
     worker_seconds = budget_seconds * workers * UTILISATION
     per_sample = seconds_per_sample * folds
     eval_seconds = val_size * per_sample / 3  # a forward pass, no backward
-    chosen = None
-    for max_samples in _fidelities(train_size, max_epochs):
-        rungs = _rungs(max_samples, MIN_RUNG_SAMPLES)
-        configs = _configs(worker_seconds, rungs, per_sample, eval_seconds)
-        chosen = (rungs, configs)
-        if configs[0] >= MIN_CONFIGS and configs[-1] >= MIN_FULL:
-            break
-    rungs, configs = chosen
+    tried = [
+        [(rungs, _configs(worker_seconds, rungs, per_sample, eval_seconds)) for rungs in ladders]
+        for ladders in (
+            _rung_ladders(m, MIN_RUNG_SAMPLES, train_size)
+            for m in _fidelities(train_size, max_epochs)
+        )
+    ]  # by fidelity, largest first; each fidelity's ladders, the most rungs first
+    meets = [(r, c) for fid in tried for r, c in fid if c[0] >= MIN_CONFIGS and c[-1] >= MIN_FULL]
+    rungs, configs = meets[0] if meets else tried[-1][0]
     return Plan(
         max_samples=rungs[-1],
         grace_samples=rungs[0],
@@ -225,3 +248,33 @@ def _fidelities(train_size: int, max_epochs: float) -> list[int]:
     by_epochs = {round(e * train_size) for e in EPOCH_CHOICES if e <= max_epochs}
     by_samples = {s for s in SAMPLE_CHOICES if s <= MAX_EPOCHS * train_size}
     return sorted({max(MIN_RUNG_SAMPLES, s) for s in by_epochs | by_samples}, reverse=True)
+
+
+def affordable_seconds_per_sample(
+    *,
+    budget_seconds: float,
+    train_size: int,
+    workers: int,
+    val_size: int = 0,
+    epochs: float = MIN_RANK_EPOCHS,
+) -> float:
+    """The largest cost of a training sample at which :func:`make_plan` reaches ``epochs``
+    of full fidelity with its bars met: what the architectures of a search may cost when
+    the budget is to rank them on that many epochs."""
+
+    def reaches(seconds_per_sample: float) -> bool:
+        plan = make_plan(
+            budget_seconds=budget_seconds,
+            train_size=train_size,
+            workers=workers,
+            seconds_per_sample=seconds_per_sample,
+            val_size=val_size,
+        )
+        bars = plan.configs[0] >= MIN_CONFIGS and plan.configs[-1] >= MIN_FULL
+        return bars and plan.max_epochs >= epochs * 0.99  # rungs round to whole samples
+
+    lo, hi = 1e-9, 10.0  # log-space bisection: make_plan is monotone in the cost
+    for _ in range(60):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if reaches(mid) else (lo, mid)
+    return lo

@@ -33,7 +33,7 @@ import ray  # noqa: E402
 from ray import tune  # noqa: E402
 
 from nas import lock  # noqa: E402
-from nas.calibration import plan_search, typical_draw  # noqa: E402
+from nas.calibration import plan_search, space_draws  # noqa: E402
 from nas.cluster import check_nodes_reach, start_ray  # noqa: E402
 from nas.config import SearchConfig, load_saved, save_state  # noqa: E402
 from nas.errors import UsageError  # noqa: E402
@@ -139,7 +139,7 @@ def _concurrency(cfg: SearchConfig) -> int:
 
 
 def open_tracker(cfg: SearchConfig, space: Any) -> SearchTracker:
-    """Create the workdir and the MLflow store, and draw the plan's typical architecture
+    """Create the workdir and the MLflow store, and draw the plan's sample of architectures
     (which warms the cost model up; all slow), so that callers can do it while Ray starts.
     On a cluster (Ray connected) every node must first reach the checkpoints: nothing is
     written before that is known."""
@@ -148,7 +148,7 @@ def open_tracker(cfg: SearchConfig, space: Any) -> SearchTracker:
     lock.acquire(cfg.study_dir, cfg.name)  # one driver per search, before any write
     tracker = _open_tracking(cfg)
     cfg.study_dir.mkdir(parents=True, exist_ok=True)
-    typical_draw(cfg, space)  # warms the cost model up; the plan reuses the draw
+    space_draws(cfg, space)  # warms the cost model up; the plan reuses the draws
     return tracker
 
 

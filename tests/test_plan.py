@@ -10,8 +10,10 @@ from nas.plan import (
     MAX_EPOCHS,
     MIN_CONFIGS,
     MIN_FULL,
+    MIN_RANK_EPOCHS,
     SAMPLE_CHOICES,
     Plan,
+    affordable_seconds_per_sample,
     fixed_plan,
     make_plan,
     report_points,
@@ -106,3 +108,33 @@ def test_retrain_length_has_a_floor_in_steps():
     assert tiny * (50 // 32) >= MIN_RETRAIN_STEPS
     long = {"config": {"epochs": 30}}
     assert default_epochs(long, train_size=60000, batch_size=128) == 60
+
+
+FASHION = {"budget_seconds": 600, "train_size": 54000, "val_size": 6000}
+
+
+def test_affordable_cost_is_the_most_that_ranks_on_a_whole_epoch():
+    cost = affordable_seconds_per_sample(workers=2, **FASHION)
+    at = plan(seconds_per_sample=cost, **FASHION)
+    assert at.max_epochs == pytest.approx(MIN_RANK_EPOCHS, rel=0.01)
+    assert at.configs[0] >= MIN_CONFIGS and at.configs[-1] >= MIN_FULL
+    assert plan(seconds_per_sample=cost * 1.1, **FASHION).max_epochs < MIN_RANK_EPOCHS
+    assert affordable_seconds_per_sample(workers=8, **FASHION) > cost
+
+
+def test_up_to_one_epoch_fewer_rungs_bring_more_configurations_to_the_top():
+    # Fashion-MNIST at 1.58 ms: four rungs (2,000 .. 54,000 samples) need 108 configurations
+    # for 4 at the top; three rungs need 36 and fit in 10 minutes of 2 workers
+    p = plan(seconds_per_sample=0.00158, **FASHION)
+    assert p.rungs == (6000, 18000, 54000) and p.configs[-1] >= MIN_FULL
+    # above one epoch the ladder keeps the most rungs (small data plans as before)
+    small = plan(budget_seconds=180, train_size=1150, val_size=288, folds=5,
+                 seconds_per_sample=0.0001)  # fmt: skip
+    assert len(small.rungs) == 3 and small.max_samples == 16380
+
+
+def test_a_macs_cap_round_trips_and_is_described():
+    p = Plan.from_json({**plan(**FASHION).to_json(), "max_macs": 4_500_000})
+    assert p.max_macs == 4_500_000 and "up to 4.5 M MACs" in p.describe()
+    old = {k: v for k, v in plan().to_json().items() if k != "max_macs"}  # an older search.json
+    assert Plan.from_json(old).max_macs is None and "MACs" not in Plan.from_json(old).describe()

@@ -1,0 +1,66 @@
+"""The plan of a search from a timed architecture: on large data a budget too small to rank
+the space's typical architecture on a whole epoch searches the cheaper ones it can."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from nas import calibration
+from nas.budget import parse_budget
+from nas.config import DataInfo, SearchConfig
+from nas.events import SearchState
+from nas.plan import MIN_RANK_EPOCHS, Plan
+from nas.prepare import load_space_for
+from nas.sampling import limit_violation
+
+FASHION = DataInfo("fashion-mnist", None, 2, 1, (28, 28), 10, train_size=54000, val_size=6000)
+SECONDS_PER_MAC = 4e-10  # a stand-in for the worker's clock: cost in proportion to MACs
+
+
+@pytest.fixture
+def timed_by_macs(monkeypatch):
+    """Replace the Ray task that times an architecture by a cost proportional to its MACs,
+    so the plan's decisions are checked without a cluster or a clock."""
+    timed = []
+
+    def fake_time(cfg, spec, train):
+        import search_spaces
+
+        macs = search_spaces.count(spec, cfg.data.num_classes).macs
+        timed.append(macs)
+        return macs * SECONDS_PER_MAC
+
+    monkeypatch.setattr(calibration, "time_on_worker", fake_time)
+    return timed
+
+
+def _plan(data: DataInfo, **cfg_fields) -> tuple[Plan, list[calibration.Draw]]:
+    cfg = replace(SearchConfig(parse_budget("10m"), data.name, None, "image"), data=data)
+    cfg = replace(cfg, **cfg_fields)
+    _, space = load_space_for(None, 2)
+    state = SearchState(cfg.budget, 1.0)
+    return calibration.plan_search(cfg, space, state, 2), calibration.space_draws(cfg, space)
+
+
+def test_large_data_caps_macs_so_the_budget_ranks_on_whole_epochs(timed_by_macs):
+    plan, draws = _plan(FASHION)
+    median, cheapest_fifth = draws[len(draws) // 2][0], draws[len(draws) // 5][0]
+    assert median * SECONDS_PER_MAC > 0.0016  # the typical architecture is too dear here
+    assert plan.max_macs is not None and cheapest_fifth <= plan.max_macs < median
+    assert len(timed_by_macs) == 2 and timed_by_macs[1] <= plan.max_macs  # timed again
+    assert plan.max_epochs > 0.3
+    cfg = replace(SearchConfig(parse_budget("10m"), "fashion-mnist", None, "image"), data=FASHION)
+    why = limit_violation(1000, plan.max_macs + 1, cfg, plan)
+    assert why and "the most the budget ranks on whole epochs" in why
+    assert limit_violation(1000, plan.max_macs, cfg, plan) is None
+
+
+def test_no_cap_when_the_users_max_macs_is_lower_or_the_data_small(timed_by_macs):
+    plan, draws = _plan(FASHION, max_macs=1000)  # below every draw: the user's cap rules
+    assert plan.max_macs is None and 1000 < draws[0][0]
+    assert plan.max_epochs < MIN_RANK_EPOCHS
+    digits = DataInfo("digits", None, 2, 1, (8, 8), 10, 1295, 143, smallest_class=140)
+    plan, _ = _plan(digits)
+    assert plan.folds == 5 and plan.max_macs is None
