@@ -228,10 +228,12 @@ def run_search(
         )
         status = _fit(tuner, state, ledger, cfg)
     finally:
-        live.draw(final=True)
-        records = _finish(state, study, tracker, status, ledger, stream)
-        activate(cfg.name, None)
-        lock.release(cfg.study_dir)
+        try:
+            records = _finish(state, study, tracker, status, ledger, stream)
+        finally:
+            live.draw(final=True)  # after the close: trials the budget stopped are counted
+            activate(cfg.name, None)
+            lock.release(cfg.study_dir)
     if state.gave_up:
         stream.write(f"nas: the search stopped early: {state.gave_up}\n")
     return SearchOutcome(

@@ -27,7 +27,14 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from nas.events import SearchState, TrialCancelled, TrialLost, TrialRejected, TrialReused
+from nas.events import (
+    SearchState,
+    TrialCancelled,
+    TrialEnded,
+    TrialLost,
+    TrialRejected,
+    TrialReused,
+)
 from nas.ray_adapters import active
 from nas.status import TrialStatus, classify, row
 
@@ -246,7 +253,9 @@ def close_open_trials(state: SearchState, study: optuna.Study) -> None:
             trial.set_user_attr("samples", last)
             trial.set_user_attr("val_acc", frozen.intermediate_values[last])
         study.tell(trial, state=TrialState.PRUNED)
-        if not started:
+        if started:  # Ray stops running trials at the end without calling back
+            state.emit(TrialEnded(frozen.number, TrialStatus.STOPPED, reason))
+        else:
             state.emit(TrialCancelled(frozen.number, config, reason))
 
 

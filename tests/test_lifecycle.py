@@ -202,6 +202,8 @@ def test_open_trials_end_stopped_with_their_last_report(searcher_and_state):
     assert mine.status == "stopped" and mine.state == "PRUNED"
     assert mine.samples == 200 and mine.value == 0.6
     assert records[lost.number].status == "driver_lost"
+    # an event, so the live view's last line, the ledger and MLflow count it as stopped
+    assert state.counts["stopped"] == 1 and state.counts["failed"] == 1
 
 
 def test_a_trial_handed_to_ray_but_never_started_is_recorded(searcher_and_state):
