@@ -225,7 +225,7 @@ def make_plan(
             for m in _fidelities(train_size, max_epochs)
         )
     ]  # by fidelity, largest first; each fidelity's ladders, the most rungs first
-    meets = [(r, c) for fid in tried for r, c in fid if c[0] >= MIN_CONFIGS and c[-1] >= MIN_FULL]
+    meets = [(r, c) for fid in tried for r, c in fid if _meets_bars(c)]
     rungs, configs = meets[0] if meets else tried[-1][0]
     return Plan(
         max_samples=rungs[-1],
@@ -239,6 +239,12 @@ def make_plan(
         source="planned",
         folds=folds,
     )
+
+
+def _meets_bars(configs: list[int] | tuple[int, ...]) -> bool:
+    """At least :data:`MIN_CONFIGS` configurations at the lowest rung, :data:`MIN_FULL` at
+    the top."""
+    return configs[0] >= MIN_CONFIGS and configs[-1] >= MIN_FULL
 
 
 def _fidelities(train_size: int, max_epochs: float) -> list[int]:
@@ -270,8 +276,8 @@ def affordable_seconds_per_sample(
             seconds_per_sample=seconds_per_sample,
             val_size=val_size,
         )
-        bars = plan.configs[0] >= MIN_CONFIGS and plan.configs[-1] >= MIN_FULL
-        return bars and plan.max_epochs >= epochs * 0.99  # rungs round to whole samples
+        # rungs round to whole samples
+        return _meets_bars(plan.configs) and plan.max_epochs >= epochs * 0.99
 
     lo, hi = 1e-9, 10.0  # log-space bisection: make_plan is monotone in the cost
     for _ in range(60):

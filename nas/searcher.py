@@ -221,6 +221,7 @@ class NasSearcher(Searcher):
             if trial.number in ended:  # the study moved on after Ray saved this checkpoint
                 del self.trials[trial_id]
                 self.reported.pop(trial_id, None)
+                self.configs.pop(trial_id, None)
                 if state is not None:
                     state.stale_trials.add(trial_id)
             else:
