@@ -22,13 +22,15 @@ def config_key(spec_id: str, train: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def limit_violation(params: int, macs: int, cfg: SearchConfig, plan: Plan) -> str | None:
+def limit_violation(
+    params: int, macs: int, cfg: SearchConfig, plan: Plan | None = None
+) -> str | None:
     """Why a spec is over the user's limits or the plan's MACs cap, or None."""
     if cfg.max_params is not None and params > cfg.max_params:
         return f"{params:,} parameters > --max-params {cfg.max_params:,}"
     if cfg.max_macs is not None and macs > cfg.max_macs:
         return f"{macs:,} MACs > --max-macs {cfg.max_macs:,}"
-    if plan.max_macs is not None and macs > plan.max_macs:
+    if plan is not None and plan.max_macs is not None and macs > plan.max_macs:
         return f"{macs:,} MACs > {plan.max_macs:,}, the most the budget ranks on whole epochs"
     return None
 

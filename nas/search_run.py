@@ -210,7 +210,7 @@ def run_search(
     parent = tracker.start_search_run(cfg.to_json(), resume=cfg.resume)
     tracker.use_spool(cfg.study_dir / SPOOL_FILE)  # and send what an earlier run kept
     plan = _plan(cfg, space, state, saved_plan, tracker, stream)
-    study, previous = _open_study(cfg, space, state, stream)
+    study, previous = _open_study(cfg, space, state, plan, stream)
     tracker.start_plots(study)
     live = LiveView(state, stream=stream, trials_before=0 if restoring else _evaluated(previous))
     ledger = Ledger(cfg, state, plan.to_json())
@@ -291,14 +291,14 @@ def node_out_of_memory(exc: BaseException) -> bool:
 
 
 def _open_study(
-    cfg: SearchConfig, space: Any, state: SearchState, stream: IO[str]
+    cfg: SearchConfig, space: Any, state: SearchState, plan: Plan, stream: IO[str]
 ) -> tuple[optuna.Study, list[TrialRecord]]:
     """The study and, on ``--resume``, its trials so far (their best is the state's best);
     a new study gets its warm-start trials queued."""
     study = open_study(cfg, make_sampler(cfg.sampler, cfg.seed, cfg.multi_objective))
     previous = trial_records(study) if cfg.resume else []
     if not cfg.resume:
-        stream.write(f"nas: {enqueue(study, cfg, space).describe()}\n")
+        stream.write(f"nas: {enqueue(study, cfg, space, plan).describe()}\n")
     best_before = best_record(previous)
     state.best = best_before.value if best_before else None
     return study, previous

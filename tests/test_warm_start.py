@@ -71,3 +71,36 @@ def test_queued_starts_come_first_and_are_not_queued_twice(tmp_path):
     assert [t.user_attrs["warm_start"] for t in waiting] == first.queued
     trial = study.ask()
     assert trial.user_attrs["warm_start"] == "plain_cnn"
+
+
+def test_starts_over_the_budget_cap_are_narrowed_to_the_space_widths_or_skipped():
+    from dataclasses import replace
+
+    import search_spaces
+    from nas.budget import parse_budget
+    from nas.config import DataInfo, SearchConfig
+    from nas.plan import fixed_plan
+    from nas.warm_start import enqueue
+
+    data = DataInfo("fashion-mnist", None, 2, 1, (28, 28), 10, 54000, 6000)
+    cfg = replace(SearchConfig(parse_budget("10m"), "fashion-mnist", None, "image"), data=data)
+    macs = {
+        name: search_spaces.count(spec, 10).macs
+        for name, spec, _ in starting_points(2, 1, (28, 28))
+    }
+    cap = macs["plain_cnn"] // 3  # half width (a quarter of the MACs) fits, 0.75 does not
+    assert macs["resnet"] // 4 > cap  # over the cap at the space's narrowest, 0.5
+    plan = replace(fixed_plan(1, 1, 54000, 1), max_macs=cap)
+    study = optuna.create_study(direction="maximize")
+    started = enqueue(study, cfg, "image", plan)
+    assert started.queued[0] == "plain_cnn x0.5"
+    assert "resnet" not in " ".join(started.queued)
+    assert any(
+        note.startswith("resnet: ") and f"> {cap:,}, the most the budget ranks" in note
+        and "down to 0.5" in note for note in started.skipped
+    )  # fmt: skip
+    trial = study.ask()
+    spec, _ = sample(trial, "image", dims=2, channels=1, size=(28, 28), num_classes=10)
+    assert spec["scaling"]["width"] == 0.5 and search_spaces.count(spec, 10).macs <= cap
+    uncapped = enqueue(optuna.create_study(direction="maximize"), cfg, "image")
+    assert uncapped.queued == ["plain_cnn", "resnet", "mobilenet_v2"]
