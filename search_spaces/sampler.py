@@ -98,8 +98,11 @@ def train_settings(trial: Any, space: Space) -> dict[str, Any]:
 
 
 #: Inputs smaller than this (shortest side, after resolution scaling) keep their full
-#: resolution through the stem: a stride-2 stem on an 8x8 digit throws away most of it.
-STEM_DOWNSAMPLE_FROM = 32
+#: resolution through the stem: a stride-2 stem on an 8x8 digit throws away most of it. From
+#: 28 (MNIST-sized) the stem may halve the input (28 -> 14, where LeNet-style networks pool
+#: first); it may also pool, a second halving, from :data:`STEM_POOL_FROM`.
+STEM_DOWNSAMPLE_FROM = 28
+STEM_POOL_FROM = 32
 #: GoogLeNet 3a branch widths as fractions of the module output (64+128+32+32 = 256).
 INCEPTION_RATIOS = {"b1": 0.25, "b2_red": 0.375, "b2": 0.5, "b3_red": 0.0625, "b3": 0.125,
                     "pool_proj": 0.125}  # fmt: skip
@@ -194,7 +197,7 @@ def _stem(trial: Any, space: Space, sizes: tuple[int, ...]) -> tuple[list[dict],
     """
     worst = _scaled(sizes, _smallest_resolution(space))
     room = halvings(worst, _worst_floor(space, len(sizes))) - (_count_bounds(space)[0] - 1)
-    large = worst >= STEM_DOWNSAMPLE_FROM
+    large, larger = worst >= STEM_DOWNSAMPLE_FROM, worst >= STEM_POOL_FROM
     stem = space.stem
     entry = {"type": "conv", "out": stem["width"].suggest(trial, "stem.width"),
              "kernel": stem["kernel"].suggest(trial, "stem.kernel"), "stride": 1}  # fmt: skip
@@ -204,7 +207,7 @@ def _stem(trial: Any, space: Space, sizes: tuple[int, ...]) -> tuple[list[dict],
         entry["stride"] = _pick(trial, "stem.stride", strides)
         down += entry["stride"] == 2
     out = [entry]
-    pools = [p for p in stem["pool"].values or ("none",) if p == "none" or (large and room >= 2)]
+    pools = [p for p in stem["pool"].values or ("none",) if p == "none" or (larger and room >= 2)]
     pool = _pick(trial, "stem.pool", pools) if pools else "none"
     if pool != "none":
         out.append({"type": "pool", "kind": pool, "kernel": 3, "padding": 1, "stride": 2})

@@ -16,7 +16,7 @@ from nas.prepare import load_space_for
 from nas.sampling import limit_violation
 
 FASHION = DataInfo("fashion-mnist", None, 2, 1, (28, 28), 10, train_size=54000, val_size=6000)
-SECONDS_PER_MAC = 4e-10  # a stand-in for the worker's clock: cost in proportion to MACs
+SECONDS_PER_MAC = 1e-9  # a stand-in for the worker's clock: cost in proportion to MACs
 
 
 @pytest.fixture
