@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import statistics
 from typing import Any
 
 import ray
@@ -80,22 +81,35 @@ def _median(draws: list[Draw]) -> Draw:
     return draws[len(draws) // 2]
 
 
-def time_on_worker(cfg: SearchConfig, spec: dict[str, Any], train: dict[str, Any]) -> float:
-    """Seconds per training sample of ``spec``, measured by a Ray task holding one trial's
-    resources (so on a cluster it runs where trials run)."""
+def time_on_workers(
+    cfg: SearchConfig, nets: list[tuple[dict[str, Any], dict[str, Any]]]
+) -> list[float | None]:
+    """Seconds per training sample of each ``(spec, train)``, measured by Ray tasks holding
+    one trial's resources each (so on a cluster they run where trials run), all submitted
+    at once; None for one whose timing failed."""
     data = cfg.data
     task = ray.remote(seconds_per_sample).options(
         num_cpus=cfg.cpus_per_trial, num_gpus=cfg.gpus_per_trial, max_retries=0
     )
-    ref = task.remote(
-        spec,
-        data.num_classes,
-        data.channels,
-        tuple(data.size),
-        batch_size=int(train.get("batch_size", 64)),
-        threads=max(1, int(cfg.cpus_per_trial)),
-    )
-    return float(ray.get(ref, timeout=CALIBRATION_TIMEOUT_S))
+    refs = [
+        task.remote(
+            spec,
+            data.num_classes,
+            data.channels,
+            tuple(data.size),
+            batch_size=int(train.get("batch_size", 64)),
+            threads=max(1, int(cfg.cpus_per_trial)),
+        )
+        for spec, train in nets
+    ]
+    out: list[float | None] = []
+    for ref in refs:
+        try:
+            out.append(float(ray.get(ref, timeout=CALIBRATION_TIMEOUT_S)))
+        except (ValueError, RuntimeError, ray.exceptions.RayError) as exc:
+            logger.warning("nas: timing an architecture failed (%s)", exc)
+            out.append(None)
+    return out
 
 
 def plan_search(cfg: SearchConfig, space: Any, state: SearchState, workers: int) -> Plan:
@@ -114,7 +128,9 @@ def plan_search(cfg: SearchConfig, space: Any, state: SearchState, workers: int)
         if not draws:
             raise ValueError("no architecture of the space could be drawn")
         _, spec, train = _median(draws)
-        per_sample = time_on_worker(cfg, spec, train)
+        per_sample = time_on_workers(cfg, [(spec, train)])[0]
+        if per_sample is None:
+            raise RuntimeError("see the warning above")
     except (ValueError, RuntimeError, ray.exceptions.RayError) as exc:
         logger.warning("nas: the timed step failed (%s); planning %d epochs", exc, DEFAULT_EPOCHS)
         return fixed_plan(DEFAULT_EPOCHS, DEFAULT_GRACE_EPOCHS, train_size, folds)
@@ -126,28 +142,31 @@ def plan_search(cfg: SearchConfig, space: Any, state: SearchState, workers: int)
     plan = make_plan(seconds_per_sample=per_sample, folds=folds, **sizes)
     if folds > 1 or plan.max_epochs >= MIN_RANK_EPOCHS:
         return plan
-    return _capped(cfg, draws, per_sample, sizes) or plan
+    return _capped(cfg, draws, sizes) or plan
 
 
-def _capped(
-    cfg: SearchConfig, draws: list[Draw], per_sample: float, sizes: dict[str, Any]
-) -> Plan | None:
-    """The plan over the cheaper architectures the budget can rank on whole epochs: MACs
-    capped in proportion to the cost the budget affords, keeping at least the cheapest
-    :data:`MIN_KEPT_SHARE` of the draws, and the median of those under the cap timed again
-    (MACs say only roughly what a sample costs). None when the user's ``--max-macs`` is as
-    low already, or the timed step fails."""
+def _capped(cfg: SearchConfig, draws: list[Draw], sizes: dict[str, Any]) -> Plan | None:
+    """The plan over the cheaper architectures the budget can rank on whole epochs. Every
+    draw is timed (MACs say only roughly what a sample costs: 0.9-14 ms at 28x28 for
+    1-16 GMAC/s, so one timed draw scaled by MACs mis-sets the cap); the cap is the largest
+    draw's MACs at which the median measured cost of the draws up to it is affordable,
+    keeping at least the cheapest :data:`MIN_KEPT_SHARE`, and the plan is made from that
+    median. None when the user's ``--max-macs`` is as low already, or no timing succeeds."""
     affordable = affordable_seconds_per_sample(**sizes)
-    median_macs = _median(draws)[0]
-    floor = draws[min(len(draws) - 1, int(len(draws) * MIN_KEPT_SHARE))][0]
-    cap = max(int(median_macs * affordable / per_sample), floor)
+    floor = min(len(draws) - 1, int(len(draws) * MIN_KEPT_SHARE))
+    if cfg.max_macs is not None and cfg.max_macs <= draws[floor][0]:
+        return None
+    costs = time_on_workers(cfg, [(spec, train) for _, spec, train in draws])
+    chosen, typical = None, None
+    for last in range(floor, len(draws)):
+        measured = [c for c in costs[: last + 1] if c is not None]
+        if measured and (chosen is None or statistics.median(measured) <= affordable):
+            chosen, typical = last, statistics.median(measured)
+    if chosen is None or typical is None:
+        logger.warning("nas: no architecture could be timed; no MACs cap")
+        return None
+    cap = draws[chosen][0]
     if cfg.max_macs is not None and cfg.max_macs <= cap:
         return None
-    _, spec, train = _median([d for d in draws if d[0] <= cap])
-    try:
-        capped_per_sample = time_on_worker(cfg, spec, train)
-    except (ValueError, RuntimeError, ray.exceptions.RayError) as exc:
-        logger.warning("nas: timing a cheaper architecture failed (%s); no MACs cap", exc)
-        return None
-    plan = make_plan(seconds_per_sample=capped_per_sample, **sizes)
+    plan = make_plan(seconds_per_sample=typical, **sizes)
     return dataclasses.replace(plan, max_macs=cap)
