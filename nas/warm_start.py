@@ -65,6 +65,10 @@ def candidates(cfg: SearchConfig) -> list[tuple[str, dict[str, Any], dict[str, A
     ]
 
 
+def _width(spec: dict[str, Any]) -> float:
+    return float(spec.get("scaling", {}).get("width", 1.0))
+
+
 def fitted(
     spec: dict[str, Any], cfg: SearchConfig, space: Any, plan: Plan | None
 ) -> tuple[dict[str, Any], float]:
@@ -73,7 +77,7 @@ def fitted(
     ``ValueError`` naming the limit when even the smallest is over it."""
     if not isinstance(space, search_spaces.Space):
         space = search_spaces.load_space(space)
-    own = float(spec.get("scaling", {}).get("width", 1.0))
+    own = _width(spec)
     offered = space.scaling["width"].values or ()
     widths = [own, *sorted((float(w) for w in offered if w < own), reverse=True)]
     why = ""
@@ -93,7 +97,7 @@ def enqueue(
     narrowed to fit the limits (:func:`fitted`)."""
     out = WarmStart()
     for name, spec, train in candidates(cfg):
-        own = float(spec.get("scaling", {}).get("width", 1.0))
+        own = _width(spec)
         try:
             spec, width = fitted(spec, cfg, space, plan)
             params = params_for(spec, train, space, num_classes=cfg.data.num_classes)
