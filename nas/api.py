@@ -16,7 +16,7 @@ anything is written. ``nas.load(workdir, name)`` opens a search that already ran
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +92,7 @@ def search(
 
 def load(workdir: str | Path = DEFAULT_WORKDIR, name: str = DEFAULT_NAME) -> SearchResult:
     """The :class:`SearchResult` of a search that ran before (read from its stores)."""
-    from nas.config import default_tracking_uri
+    from nas.config import default_tracking_uri, search_tracking_uri
     from nas.results import trial_records
     from nas.retrain import open_search
 
@@ -102,7 +102,7 @@ def load(workdir: str | Path = DEFAULT_WORKDIR, name: str = DEFAULT_NAME) -> Sea
         workdir=workdir,
         name=name,
         storage=storage,
-        tracking_uri=saved["config"].get("tracking_uri") or default_tracking_uri(workdir),
+        tracking_uri=search_tracking_uri(workdir, name) or default_tracking_uri(workdir),
         records=trial_records(study),
     )
 
@@ -113,8 +113,8 @@ class SearchResult:
 
     workdir: Path
     name: str
-    storage: str
-    tracking_uri: str
+    storage: str = field(repr=False)  # live URLs: a password must not show in a notebook
+    tracking_uri: str = field(repr=False)
     records: list[Any]  # nas.results.TrialRecord, best first
 
     @property

@@ -10,8 +10,10 @@ import argparse
 import importlib
 import re
 import sys
+import traceback
 from collections.abc import Sequence
 
+from nas.credentials import guard_logging, redact
 from nas.errors import EXIT_USAGE, UsageError
 
 # name -> one-line help; the module is nas.commands.<name>
@@ -80,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``nas`` console script."""
+    """Entry point of the ``nas`` console script. No line it prints shows a password
+    (:mod:`nas.credentials`): errors, log records and tracebacks are redacted."""
+    guard_logging()
     try:
         parser = build_parser()
         args = parser.parse_args(
@@ -90,13 +94,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, not in Python's exit
         return code
     except UsageError as exc:
-        print(f"nas: error: {exc}", file=sys.stderr)
+        print(f"nas: error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("nas: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return _closed_pipe()
+    except Exception:  # noqa: BLE001 (a bug: its traceback, any password it quotes masked)
+        print(redact(traceback.format_exc()), end="", file=sys.stderr)
+        return 1
 
 
 def _closed_pipe() -> int:

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from nas.credentials import mask_url
 from nas.errors import UsageError
 
 #: The packages a worker node imports; they reach it through ``runtime_env``.
@@ -159,7 +160,9 @@ def check_nodes_reach(uri: str) -> None:
     probe = f"{uri.rstrip('/')}/.nas-probe-{token}"
     problem = _write(probe, token)
     if problem:
-        raise UsageError(f"--checkpoint-uri {uri!r}: this driver cannot write there ({problem})")
+        raise UsageError(
+            f"--checkpoint-uri {mask_url(uri)!r}: this driver cannot write there ({problem})"
+        )
     answer = ray.remote(num_cpus=0, max_retries=0)(_answer_probe)
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     refs = {
@@ -179,7 +182,7 @@ def check_nodes_reach(uri: str) -> None:
                 problem = _first_line(exc)
             if problem:
                 raise UsageError(
-                    f"--checkpoint-uri {uri!r}: Ray node {node} does not share it with this "
+                    f"--checkpoint-uri {mask_url(uri)!r}: Ray node {node} does not share it with this "
                     f"driver ({problem}); give a path that every node mounts at the same "
                     "place, or an s3:// / gs:// URI"
                 )

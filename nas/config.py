@@ -8,6 +8,7 @@ is accepted, so ``nas search`` exits 2 without a traceback and without creating 
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.budget import Budget
+from nas.credentials import is_masked, mask_url, register, unmask
 from nas.errors import UsageError
 
 # objective name -> (metric reported by the trainable, direction)
@@ -139,8 +141,8 @@ class SearchConfig:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     max_concurrent: int | None = None
-    storage: str = ""
-    tracking_uri: str = ""
+    storage: str = field(default="", repr=False)  # live URLs, with any password: never shown
+    tracking_uri: str = field(default="", repr=False)
     ray_address: str | None = None
     checkpoint_uri: str | None = None  # where Ray keeps trial checkpoints (every node reaches it)
     val_fraction: float = 0.1
@@ -179,11 +181,14 @@ class SearchConfig:
         return len(self.objectives) > 1
 
     def to_json(self) -> dict[str, Any]:
-        """JSON form for search.json (budget by its text, paths as strings)."""
+        """JSON form for search.json and the search's MLflow run (budget by its text, paths
+        as strings, store URLs with their passwords masked: :mod:`nas.credentials`)."""
         d = asdict(self)
         d["budget"] = self.budget.text
         d["workdir"] = str(self.workdir)
         d["objectives"] = list(self.objectives)
+        for key in ("storage", "tracking_uri", "checkpoint_uri"):
+            d[key] = mask_url(d[key])
         d.pop("resume")
         return d
 
@@ -196,12 +201,27 @@ def default_tracking_uri(workdir: Path) -> str:
     return sqlite_url(workdir / "mlflow.db")
 
 
-def search_stores(workdir: Path, name: str) -> tuple[str | None, str | None]:
-    """(Optuna storage, MLflow tracking URI) the search ``name`` of ``workdir`` used, from
-    its search.json; None where there is no such search (or it used the default)."""
-    saved = load_saved(workdir, name) or {}
-    cfg = saved.get("config") or {}
-    return cfg.get("storage") or None, cfg.get("tracking_uri") or None
+def search_storage(workdir: Path, name: str, given: str | None = None) -> str | None:
+    """The Optuna storage of the search ``name`` of ``workdir``: ``given`` (a flag), else
+    the one its search.json recorded, with its password from ``$NAS_STORAGE`` where it was
+    masked; None where there is no such search."""
+    recorded = ((load_saved(workdir, name) or {}).get("config") or {}).get("storage") or None
+    return _live(recorded, given, "--storage", "NAS_STORAGE")
+
+
+def search_tracking_uri(workdir: Path, name: str, given: str | None = None) -> str | None:
+    """The MLflow tracking URI of the search ``name`` of ``workdir``, as
+    :func:`search_storage` finds its storage (``$MLFLOW_TRACKING_URI`` for a password)."""
+    saved = (load_saved(workdir, name) or {}).get("config") or {}
+    return _live(saved.get("tracking_uri") or None, given, "--tracking-uri", "MLFLOW_TRACKING_URI")
+
+
+def _live(recorded: str | None, given: str | None, flag: str, variable: str) -> str | None:
+    if given or not is_masked(recorded):
+        return given or recorded
+    live = unmask(recorded, os.environ.get(variable), flag, variable)
+    register(live)
+    return live
 
 
 #: Version of ``search.json``; files without one (before 0.2) are read as version 0.

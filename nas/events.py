@@ -155,6 +155,11 @@ class SearchState:
     #: Ray trial ids restored from a checkpoint older than the study: their Optuna trial
     #: ended under an earlier driver, so Ray stops them and no event is emitted for them.
     stale_trials: set[str] = field(default_factory=set)
+    #: The driver's live handles (optuna.Study, its storage, the define-by-run sampler):
+    #: Ray's pickled searcher keeps none of them and finds them here on a restore.
+    study: Any = None
+    storage: Any = None
+    define_by_run: Any = None
     _subscribers: list[Callable[[Event], None]] = field(default_factory=list)
 
     def subscribe(self, handler: Callable[[Event], None]) -> None:

@@ -27,6 +27,7 @@ from nas.config import (
     parse_count,
     parse_objectives,
 )
+from nas.credentials import mask_url, redact, register, unmask
 from nas.errors import UsageError
 from nas.progress import task
 
@@ -99,7 +100,7 @@ def _check_storage(url: str, flag: str) -> None:
     scheme = re.split(r"[+:]", url, maxsplit=1)[0]
     if scheme not in _STORAGE_SCHEMES:
         raise UsageError(
-            f"{flag} {url!r}: expected an SQLAlchemy URL (sqlite:///FILE, postgresql://HOST/DB)"
+            f"{flag} {mask_url(url)!r}: expected an SQLAlchemy URL (sqlite:///FILE, postgresql://HOST/DB)"
         )
 
 
@@ -113,7 +114,20 @@ def _connect_storage(url: str) -> None:
         engine.dispose()
     except sqlalchemy.exc.SQLAlchemyError as exc:  # every driver error means the same here
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"--storage {url!r}: cannot connect ({first})") from None
+        raise UsageError(f"--storage {mask_url(url)!r}: cannot connect ({redact(first)})") from None
+
+
+def _stores(args: argparse.Namespace, kept: dict[str, Any], workdir: Path) -> tuple[str, str]:
+    """(Optuna storage, MLflow tracking URI): the flags (or their environment variables),
+    else what a resumed search recorded, else the workdir's SQLite files. A recorded URL
+    has its password masked, so ``--resume`` needs it again (:func:`nas.credentials.unmask`);
+    the passwords are registered so that no line this process prints shows them."""
+    storage = unmask(kept.get("storage"), args.storage, "--storage", "NAS_STORAGE")
+    tracking_uri = unmask(
+        kept.get("tracking_uri"), args.tracking_uri, "--tracking-uri", "MLFLOW_TRACKING_URI"
+    )
+    register(storage, tracking_uri)
+    return storage or default_storage(workdir), tracking_uri or default_tracking_uri(workdir)
 
 
 def prepare_search(
@@ -134,8 +148,7 @@ def prepare_search(
     saved = load_saved(workdir, name)
     # --resume goes on in the stores the search started in, unless told otherwise
     kept = (saved or {}).get("config", {}) if args.resume else {}
-    storage = args.storage or kept.get("storage") or default_storage(workdir)
-    tracking_uri = args.tracking_uri or kept.get("tracking_uri") or default_tracking_uri(workdir)
+    storage, tracking_uri = _stores(args, kept, workdir)
     _check_storage(storage, "--storage")
     if args.ray_address and storage.startswith("sqlite"):
         raise UsageError(
@@ -276,7 +289,9 @@ def _check_checkpoint_uri(uri: str | None) -> None:
         return
     problem = probe_storage(uri)
     if problem:
-        raise UsageError(f"--checkpoint-uri {uri!r}: cannot write and read there ({problem})")
+        raise UsageError(
+            f"--checkpoint-uri {mask_url(uri)!r}: cannot write and read there ({problem})"
+        )
 
 
 def _check_warm_start(value: str, name: str, storage: str) -> None:
@@ -290,7 +305,7 @@ def _check_warm_start(value: str, name: str, storage: str) -> None:
         known = ", ".join(sorted(studies)) or "none"
         raise UsageError(
             f"--warm-start {value!r}: expected none, zoo or the name of another search in "
-            f"{storage} (searches there: {known})"
+            f"{mask_url(storage)} (searches there: {known})"
         )
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nas import mlflow_store
+from nas.credentials import mask_url
 from nas.errors import UsageError
 
 ARTIFACT_DIR = "export"
@@ -40,7 +41,7 @@ def checkpoint_of_run(run_id: str, tracking_uri: str) -> Path:
     try:
         run = mlflow_store.client(tracking_uri).get_run(run_id)
     except MlflowException as exc:
-        raise UsageError(f"--run {run_id!r}: no such run in {tracking_uri}") from exc
+        raise UsageError(f"--run {run_id!r}: no such run in {mask_url(tracking_uri)}") from exc
     path = run.data.tags.get("nas.checkpoint") or run.data.params.get("nas.checkpoint")
     if not path:
         raise UsageError(
@@ -54,7 +55,9 @@ def best_retrain_run(study: str, tracking_uri: str) -> str:
     client = mlflow_store.client(tracking_uri)
     exp = client.get_experiment_by_name(study)
     if exp is None:
-        raise UsageError(f"--name {study!r}: no MLflow experiment of that name in {tracking_uri}")
+        raise UsageError(
+            f"--name {study!r}: no MLflow experiment of that name in {mask_url(tracking_uri)}"
+        )
     runs = client.search_runs(
         [exp.experiment_id],
         filter_string="tags.`nas.role` = 'retrain' and attributes.status = 'FINISHED'",

@@ -14,6 +14,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from nas.credentials import mask_url
 from nas.errors import UsageError
 from nas.status import TrialStatus, row
 
@@ -62,7 +63,9 @@ def load_study(storage: str, name: str) -> optuna.Study:
     names = study_names(storage)
     if name not in names:
         known = ", ".join(sorted(names)) or "none"
-        raise UsageError(f"--name {name!r}: no such search in {storage} (searches there: {known})")
+        raise UsageError(
+            f"--name {name!r}: no such search in {mask_url(storage)} (searches there: {known})"
+        )
     return optuna.load_study(study_name=name, storage=storage)
 
 

@@ -18,7 +18,13 @@ from typing import Any
 from mlflow.entities import Metric
 
 from nas import mlflow_store
-from nas.config import default_storage, default_tracking_uri, load_saved, search_stores
+from nas.config import (
+    default_storage,
+    default_tracking_uri,
+    load_saved,
+    search_storage,
+    search_tracking_uri,
+)
 from nas.errors import UsageError
 from nas.progress import bar, task
 from nas.results import TrialRecord, handover_record, load_study, trial_records
@@ -122,7 +128,7 @@ def retrain(
     cost = search_spaces.count(spec, data.num_classes)
     latency = workers.measure_latency(result.model, _input_shape(spec, data), device)
 
-    uri = tracking_uri or search_stores(workdir, name)[1] or default_tracking_uri(workdir)
+    uri = search_tracking_uri(workdir, name, tracking_uri) or default_tracking_uri(workdir)
     client = mlflow_store.client(uri)
     exp_id = mlflow_store.experiment_id(client, name, uri)
     run_id, spec_id = _open_run(client, exp_id, name, record, source)
@@ -248,7 +254,7 @@ def open_search(
     saved = load_saved(workdir, name)
     if saved is None:
         raise UsageError(f"--workdir {str(workdir)!r} / --name {name!r}: no search found there")
-    url = storage or saved["config"].get("storage") or default_storage(workdir)
+    url = search_storage(workdir, name, storage) or default_storage(workdir)
     return saved, url, load_study(url, name)
 
 

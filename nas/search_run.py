@@ -36,6 +36,7 @@ from nas import lock  # noqa: E402
 from nas.calibration import plan_search, space_draws  # noqa: E402
 from nas.cluster import check_nodes_reach, start_ray  # noqa: E402
 from nas.config import SearchConfig, load_saved, save_state  # noqa: E402
+from nas.credentials import mask_url  # noqa: E402
 from nas.errors import UsageError  # noqa: E402
 from nas.events import SearchState  # noqa: E402
 from nas.ledger import Ledger, is_disk_full  # noqa: E402
@@ -157,7 +158,7 @@ def _open_tracking(cfg: SearchConfig) -> SearchTracker:
     refuses the credentials or does not let this user write is one line."""
     from mlflow.exceptions import MlflowException
 
-    where = f"--tracking-uri {cfg.tracking_uri!r}"
+    where = f"--tracking-uri {mask_url(cfg.tracking_uri)!r}"
     try:
         tracker = SearchTracker(cfg.tracking_uri, cfg.name)
         tracker.check_write_access()
@@ -211,6 +212,7 @@ def run_search(
     tracker.use_spool(cfg.study_dir / SPOOL_FILE)  # and send what an earlier run kept
     plan = _plan(cfg, space, state, saved_plan, tracker, stream)
     study, previous = _open_study(cfg, space, state, plan, stream)
+    state.define_by_run = DefineByRun(cfg, space, cfg.data, plan)
     tracker.start_plots(study)
     live = LiveView(state, stream=stream, trials_before=0 if restoring else _evaluated(previous))
     ledger = Ledger(cfg, state, plan.to_json())
@@ -219,7 +221,7 @@ def run_search(
     activate(cfg.name, state)
     status = "interrupted"  # until fit returns: Ctrl-C leaves it so
     try:
-        tuner = _tuner(cfg, space, study, previous, exp_path, restoring, plan)
+        tuner = _tuner(cfg, state, previous, exp_path, restoring, plan)
         stream.write(
             f"nas: search '{cfg.name}' on {cfg.data.name} ({cfg.data.dims}D, "
             f"{cfg.data.num_classes} classes), budget {cfg.budget.text}"
@@ -259,7 +261,7 @@ def _fit(tuner: tune.Tuner, state: SearchState, ledger: Ledger, cfg: SearchConfi
         down = unavailable(exc)
         if down is not None:
             state.stop_reason = (
-                f"{down} at {cfg.storage.split('@')[-1]}: continue with nas search --resume "
+                f"{down} at {mask_url(cfg.storage)}: continue with nas search --resume "
                 f"--workdir {cfg.workdir} --name {cfg.name} once it is back"
             )
         elif is_disk_full(exc):
@@ -295,7 +297,8 @@ def _open_study(
 ) -> tuple[optuna.Study, list[TrialRecord]]:
     """The study and, on ``--resume``, its trials so far (their best is the state's best);
     a new study gets its warm-start trials queued."""
-    study = open_study(cfg, make_sampler(cfg.sampler, cfg.seed, cfg.multi_objective))
+    study, state.storage = open_study(cfg, make_sampler(cfg.sampler, cfg.seed, cfg.multi_objective))
+    state.study = study
     previous = trial_records(study) if cfg.resume else []
     if not cfg.resume:
         stream.write(f"nas: {enqueue(study, cfg, space, plan).describe()}\n")
@@ -421,15 +424,15 @@ def _evaluated(records: list[TrialRecord]) -> int:
 
 def _tuner(
     cfg: SearchConfig,
-    space: Any,
-    study: optuna.Study,
+    state: SearchState,
     previous: list[TrialRecord],
     exp_path: str,
     restoring: bool,
     plan: Plan,
 ) -> tune.Tuner:
-    """Ray's Tuner: restored to finish interrupted trials, or new over the study. The
-    dataset goes into Ray's object store once; trials on any node read it from there."""
+    """Ray's Tuner: restored to finish interrupted trials, or new over the study of
+    ``state`` (whose live handles a restored searcher finds). The dataset goes into Ray's
+    object store once; trials on any node read it from there."""
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, data=_dataset(cfg)),
         {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial},
@@ -444,7 +447,7 @@ def _tuner(
             # study goes on as a new Ray experiment; its unfinished trials end driver_lost.
             logger.warning("nas: Ray state from another version (%s); starting anew", exc)
     searcher = NasSearcher(
-        DefineByRun(cfg, space, cfg.data, plan), study=study, metrics=cfg.metrics
+        state.define_by_run, study=state.study, metrics=cfg.metrics, storage=state.storage
     )
     if cfg.budget.kind == "trials":
         num_samples = max(1, int(cfg.budget.amount) - _evaluated(previous))

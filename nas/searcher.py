@@ -18,8 +18,8 @@ and the live view see them like any other trial.
 
 from __future__ import annotations
 
+import json
 import logging
-import pickle
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +41,11 @@ from nas.status import TrialStatus, classify, row
 logger = logging.getLogger(__name__)
 
 MAX_REJECTIONS_PER_SUGGEST = 50
+#: Version of the searcher's own checkpoint (JSON: it can run no code when read back).
+STATE_VERSION = 1
+#: What the checkpoint and Ray's pickle of the searcher keep: plain data only, never the
+#: study, its storage (whose URL may hold a password) or the sampler.
+_LIVE_HANDLES = ("study", "storage", "define_by_run", "trials")
 #: User attributes copied from the result a trial ends with (result key -> attribute).
 RESULT_ATTRS = {"samples": "samples", "epoch": "epochs", "val_acc": "val_acc",
                 "val_acc_std": "val_acc_std", "folds": "folds",
@@ -48,7 +53,15 @@ RESULT_ATTRS = {"samples": "samples", "epoch": "epochs", "val_acc": "val_acc",
 
 
 class NasSearcher(Searcher):
-    """Optuna ask-and-tell behind Ray Tune's ``Searcher`` interface."""
+    """Optuna ask-and-tell behind Ray Tune's ``Searcher`` interface.
+
+    Its checkpoint (``searcher-state-*.json`` beside Ray's experiment state) is versioned
+    JSON, and Ray's pickle of the Tuner keeps only its plain data: whoever may write to a
+    shared ``--checkpoint-uri`` cannot make the driver run code through it, and no store
+    URL is written there. A restored searcher finds the live study, storage and sampler of
+    the search running in this process through :func:`nas.ray_adapters.active`."""
+
+    CKPT_FILE_TMPL = "searcher-state-{}.json"
 
     def __init__(
         self,
@@ -56,6 +69,7 @@ class NasSearcher(Searcher):
         *,
         study: optuna.Study,
         metrics: list[str],
+        storage: optuna.storages.BaseStorage | None = None,
     ) -> None:
         modes = ["max" if d == optuna.study.StudyDirection.MAXIMIZE else "min"
                  for d in study.directions]  # fmt: skip
@@ -63,6 +77,8 @@ class NasSearcher(Searcher):
         super().__init__(metric=metrics if multi else metrics[0], mode=modes if multi else modes[0])
         self.define_by_run = define_by_run
         self.study = study
+        self.storage = storage  # to reopen a restored trial's handle by its number
+        self.study_name = study.study_name
         self.metrics = list(metrics)
         self.trials: dict[str, optuna.Trial] = {}  # Ray trial id -> the Optuna trial it trains
         self.reported: dict[str, int] = {}  # Ray trial id -> last samples reported to Optuna
@@ -207,25 +223,88 @@ class NasSearcher(Searcher):
 
     # -- Tuner.restore ---------------------------------------------------------------------
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Plain data for Ray's pickle of the Tuner (``tuner.pkl``)."""
+        state = {k: v for k, v in self.__dict__.items() if k not in _LIVE_HANDLES}
+        state["trial_numbers"] = {rid: t.number for rid, t in self.trials.items()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        numbers = state.pop("trial_numbers", {})
+        self.__dict__.update(state)
+        live = active(self.study_name)
+        self.study = getattr(live, "study", None)
+        self.storage = getattr(live, "storage", None)
+        self.define_by_run = getattr(live, "define_by_run", None)
+        self.trials = self._reopen(numbers) if self.study is not None else {}
+
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.__dict__, f)
+        """Write the trials in flight as versioned JSON (Ray calls this to checkpoint)."""
+        payload = {
+            "version": STATE_VERSION,
+            "study": self.study_name,
+            "trials": {rid: t.number for rid, t in self.trials.items()},
+            "reported": self.reported,
+            "configs": self.configs,
+        }
+        with open(checkpoint_path, "w", encoding="utf-8") as f:
+            json.dump(payload, f)
 
     def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(pickle.load(f))
-        self.__dict__.setdefault("configs", {})
+        """Read :meth:`save`'s JSON back; trials whose Optuna trial ended since (a later
+        driver closed them) are dropped and marked stale. A file that is not this format
+        raises ``ValueError`` naming it, and nothing in it is executed."""
+        saved = read_state(checkpoint_path)
+        self.reported = {str(k): int(v) for k, v in saved["reported"].items()}
+        self.configs = dict(saved["configs"])
+        numbers = {str(k): int(v) for k, v in saved["trials"].items()}
         ended = {t.number for t in self.study.get_trials(deepcopy=False) if t.state.is_finished()}
         state = self._state()
-        for trial_id, trial in list(self.trials.items()):
-            if trial.number in ended:  # the study moved on after Ray saved this checkpoint
-                del self.trials[trial_id]
+        for trial_id, number in list(numbers.items()):
+            if number in ended:  # the study moved on after Ray saved this checkpoint
+                del numbers[trial_id]
                 self.reported.pop(trial_id, None)
                 self.configs.pop(trial_id, None)
                 if state is not None:
                     state.stale_trials.add(trial_id)
-            else:
-                self._register(trial, self.configs.get(trial_id, {}))
+        self.trials = self._reopen(numbers)
+        for trial_id, trial in self.trials.items():
+            self._register(trial, self.configs.get(trial_id, {}))
+
+    def _reopen(self, numbers: dict[str, int]) -> dict[str, optuna.Trial]:
+        """Handles of the study's trials ``numbers`` (Ray trial id -> Optuna number)."""
+        if not numbers:
+            return {}
+        if self.storage is None:
+            raise RuntimeError("a searcher restores trials only with the study's storage")
+        study_id = self.storage.get_study_id_from_name(self.study_name)
+        return {
+            rid: optuna.Trial(
+                self.study, self.storage.get_trial_id_from_study_id_trial_number(study_id, n)
+            )
+            for rid, n in numbers.items()
+        }
+
+
+def read_state(path: str) -> dict[str, Any]:
+    """The searcher checkpoint at ``path``, checked: JSON of :data:`STATE_VERSION` with
+    the fields :meth:`NasSearcher.save` writes; ``ValueError`` naming the file otherwise
+    (a pickle, a damaged file, a newer version)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a nas searcher state (not JSON: {exc})") from None
+    if not isinstance(saved, dict) or saved.get("version") != STATE_VERSION:
+        version = saved.get("version") if isinstance(saved, dict) else None
+        raise ValueError(
+            f"{path}: searcher state version {version!r}, this nas reads version {STATE_VERSION}"
+        )
+    fields = {"trials": dict, "reported": dict, "configs": dict}
+    for key, kind in fields.items():
+        if not isinstance(saved.get(key), kind):
+            raise ValueError(f"{path}: searcher state without a {key!r} object")
+    return saved
 
 
 def close_open_trials(state: SearchState, study: optuna.Study) -> None:

@@ -42,6 +42,7 @@ from mlflow.entities import Metric, Param, RunTag
 
 from nas import mlflow_store, mlflow_view
 from nas.config import KEPT_ON_RESUME
+from nas.credentials import without_userinfo
 from nas.events import (
     EpochReported,
     TrialEnded,
@@ -118,7 +119,8 @@ class SearchTracker:
     def link(self, base_url: str | None = None) -> str | None:
         """The trials view of this search on the UI at ``base_url`` (the tracking server's
         own address when it is one; None for a local store without a UI address)."""
-        base = base_url or (self.tracking_uri if self.tracking_uri.startswith("http") else None)
+        server = self.tracking_uri if self.tracking_uri.startswith("http") else None
+        base = base_url or (without_userinfo(server) if server else None)
         return mlflow_view.link(base, self.experiment_id) if base else None
 
     # -- events ----------------------------------------------------------------------------

@@ -58,9 +58,10 @@ class PrivatePostgres:
     """A PostgreSQL server of the test's own, on ``host`` and a free port, trust auth.
 
     ``url`` is what ``--storage`` takes. ``stop()`` and ``start()`` may be called again
-    (a restart keeps the data); ``remove()`` stops it and deletes its files."""
+    (a restart keeps the data); ``remove()`` stops it and deletes its files. With
+    ``password``, TCP clients must give it (SCRAM), as on a shared server; the URL has it."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", password: str | None = None) -> None:
         bindir = postgres_bin()
         if bindir is None:
             raise RuntimeError("no PostgreSQL binaries under /usr/lib/postgresql/*/bin")
@@ -71,18 +72,30 @@ class PrivatePostgres:
         self.root = Path(tempfile.mkdtemp(prefix="nas-pg-"))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
+        self.password = password
         os.chmod(self.root, 0o755)
         shutil.chown(self.root, "postgres", "postgres")
-        self._as_postgres(
-            [str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust"]
-        )
+        initdb = [str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres"]
+        if password is None:
+            initdb.append("--auth=trust")
+        else:
+            pwfile = self.root / "pwfile"
+            pwfile.write_text(password + "\n")
+            shutil.chown(pwfile, "postgres", "postgres")
+            pwfile.chmod(0o600)
+            initdb += ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
+        self._as_postgres(initdb)
+        if password is not None:
+            (self.root / "pwfile").unlink()
         # clients on the server's own subnets (the bridge's hosts), not only loopback
+        method = "trust" if password is None else "scram-sha-256"
         with open(self.data / "pg_hba.conf", "a") as hba:
-            hba.write("host all all samenet trust\n")
+            hba.write(f"host all all samenet {method}\n")
 
     @property
     def url(self) -> str:
-        return f"postgresql+psycopg://postgres@{self.host}:{self.port}/postgres"
+        user = "postgres" if self.password is None else f"postgres:{self.password}"
+        return f"postgresql+psycopg://{user}@{self.host}:{self.port}/postgres"
 
     def _as_postgres(self, argv: list[str]) -> None:
         subprocess.run(

@@ -291,7 +291,7 @@ def test_a_restore_older_than_the_study_stops_the_trials_that_ended_since(tmp_pa
     """Ray's checkpoint of the searcher can predate the study: a driver closed a trial and
     was killed before Ray saved again. The next driver restores that trial as running; it
     must not report to the ended Optuna trial (Optuna refuses), nor reach MLflow again."""
-    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
     study = optuna.create_study(
         study_name="lc", storage=storage, direction="maximize",
         sampler=optuna.samplers.RandomSampler(seed=1),
@@ -299,18 +299,18 @@ def test_a_restore_older_than_the_study_stops_the_trials_that_ended_since(tmp_pa
     state = _state()
     activate("lc", state)
     try:
-        searcher = NasSearcher(_Space(), study=study, metrics=["val_acc"])
+        searcher = NasSearcher(_Space(), study=study, metrics=["val_acc"], storage=storage)
         first, second = searcher.suggest("ray0"), searcher.suggest("ray1")
         searcher.on_trial_result("ray1", {"samples": 100, "val_acc": 0.5, "status": "running"})
-        searcher.save(str(tmp_path / "searcher.pkl"))
+        searcher.save(str(tmp_path / "searcher.json"))
         study.tell(second["trial_number"], state=TrialState.PRUNED)  # the killed driver's close
 
         events = []
         state = _state()
         state.subscribe(events.append)
         activate("lc", state)
-        restored = NasSearcher(_Space(), study=study, metrics=["val_acc"])
-        restored.restore(str(tmp_path / "searcher.pkl"))
+        restored = NasSearcher(_Space(), study=study, metrics=["val_acc"], storage=storage)
+        restored.restore(str(tmp_path / "searcher.json"))
         assert set(restored.trials) == {"ray0"} and state.stale_trials == {"ray1"}
         assert set(state.open_trials) == {first["trial_number"]}
 

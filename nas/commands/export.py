@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from nas.credentials import mask_url
+
 EXIT_VERIFY = 1
 
 
@@ -85,6 +87,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"verified at batch sizes {result.batch_sizes} in {result.seconds:.1f}s")
     if result.registered:
         print(
-            f"registered   {result.registered['name']} version {result.registered['version']} ({tracking_uri})"
+            f"registered   {result.registered['name']} version {result.registered['version']} ({mask_url(tracking_uri)})"
         )
     return 0

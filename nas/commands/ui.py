@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from nas.config import DEFAULT_WORKDIR
+from nas.credentials import mask_url
 
 #: How long the MLflow server may take to answer before ``nas ui`` gives up.
 START_TIMEOUT_S = 120.0
@@ -44,14 +45,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _tracking_uri(args: argparse.Namespace) -> str:
-    from nas.config import default_tracking_uri, search_stores
+    from nas.config import default_tracking_uri, search_tracking_uri
     from nas.errors import UsageError
 
     if args.tracking_uri:
         return args.tracking_uri
     workdir = Path(args.workdir)
     if args.name:
-        _, uri = search_stores(workdir, args.name)
+        uri = search_tracking_uri(workdir, args.name)
         if uri:
             return uri
     if not (workdir / "mlflow.db").is_file():
@@ -72,9 +73,9 @@ def experiments(tracking_uri: str, name: str | None) -> list[tuple[str, str]]:
     if name is not None:
         found = [(n, i) for n, i in found if n == name]
         if not found:
-            raise UsageError(f"--name {name!r}: no search of that name in {tracking_uri}")
+            raise UsageError(f"--name {name!r}: no search of that name in {mask_url(tracking_uri)}")
     elif not found:
-        raise UsageError(f"--tracking-uri {tracking_uri!r}: no search in that store yet")
+        raise UsageError(f"--tracking-uri {mask_url(tracking_uri)!r}: no search in that store yet")
     return sorted(found)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nas.config import default_tracking_uri, search_stores
+from nas.config import default_tracking_uri, search_tracking_uri
 from nas.errors import UsageError
 from nas.export.api import DEFAULT_OPSET, ExportResult, export_checkpoint, parse_formats
 
@@ -32,8 +32,8 @@ def export_from_search(
     Raises UsageError on bad input, ExportError
     when a writer or the verification fails (nothing registered)."""
     fmts = parse_formats(formats)  # a bad format fails before anything is loaded
-    searched_uri = search_stores(workdir, name)[1]  # the search's MLflow server, if any
-    uri = tracking_uri or searched_uri or default_tracking_uri(workdir)
+    searched_uri = search_tracking_uri(workdir, name, tracking_uri)  # the search's, if any
+    uri = searched_uri or default_tracking_uri(workdir)
     if not (checkpoint or tracking_uri or searched_uri) and not (workdir / "mlflow.db").is_file():
         raise UsageError(
             f"--workdir {str(workdir)!r}: no mlflow.db there; pass --checkpoint PATH or "

@@ -1,7 +1,9 @@
 """CIFAR-10 / CIFAR-100 in the official "python version" layout (Krizhevsky, 2009):
 pickled dicts with ``data`` (N x 3072 uint8, channel-major) and ``labels`` /
 ``fine_labels``; CIFAR-10 has ``data_batch_1..5`` + ``test_batch``, CIFAR-100 ``train`` +
-``test``. These are pickles: only point this loader at files you trust."""
+``test``. These are pickles, read by :func:`workers.data.plain_pickle.load_plain`, which
+admits the plain types the format uses and refuses any other (a file that would run code
+when unpickled is refused with one line naming it)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from workers.data.base import DataError, Dataset, make_dataset, require_file
+from workers.data.plain_pickle import UnsafePickleError, load_plain
 
 SUBFOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 
@@ -34,7 +37,7 @@ def _read_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
     require_file(path, "a CIFAR python pickle batch")
     try:
         with open(path, "rb") as fh:
-            batch = pickle.load(fh, encoding="bytes")
+            batch = load_plain(fh, encoding="bytes")
         data = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch[label_key], dtype=np.int64)
     except (
@@ -45,6 +48,8 @@ def _read_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
         ValueError,
         AttributeError,
     ) as exc:
+        if isinstance(exc, UnsafePickleError):
+            raise DataError(f"{path}: refused, not a plain CIFAR batch: {exc}") from None
         raise DataError(
             f"{path}: not a CIFAR batch ({type(exc).__name__}: {exc}), expected a pickled dict "
             f"with b'data' and {label_key!r}"
