@@ -17,6 +17,7 @@ from nas.errors import UsageError
 LOCK_FILE = "search.lock"
 
 _held: dict[Path, IO[str]] = {}
+_made: dict[Path, list[Path]] = {}  # lock file -> folders acquire() created for it
 
 
 def acquire(study_dir: Path, name: str) -> None:
@@ -25,6 +26,7 @@ def acquire(study_dir: Path, name: str) -> None:
     path = (study_dir / LOCK_FILE).resolve()
     if path in _held:
         return
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (held until release)
     try:
@@ -44,11 +46,29 @@ def acquire(study_dir: Path, name: str) -> None:
     handle.write(f"pid {os.getpid()}")
     handle.flush()
     _held[path] = handle
+    _made[path] = missing
 
 
 def release(study_dir: Path) -> None:
     """Let the lock of ``study_dir`` go (the search ended)."""
-    handle = _held.pop((study_dir / LOCK_FILE).resolve(), None)
+    path = (study_dir / LOCK_FILE).resolve()
+    handle = _held.pop(path, None)
+    _made.pop(path, None)
     if handle is not None:
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
+
+
+def abandon(study_dir: Path) -> None:
+    """Release the lock of a search that was refused before it wrote anything, and remove
+    the lock file and the folders :func:`acquire` made for it: nothing is left behind."""
+    path = (study_dir / LOCK_FILE).resolve()
+    made = _made.get(path, [])
+    release(study_dir)
+    if made:
+        path.unlink(missing_ok=True)
+        for folder in made:  # innermost first
+            try:
+                folder.rmdir()
+            except OSError:  # something else wrote there meanwhile: keep it
+                break

@@ -55,7 +55,9 @@ def study_names(storage: str) -> list[str]:
 
         if not Path(storage[len("sqlite:///") :]).is_file():
             return []
-    return [s.study_name for s in optuna.get_all_study_summaries(storage=storage)]
+    from nas.storage import rdb_storage
+
+    return [s.study_name for s in optuna.get_all_study_summaries(storage=rdb_storage(storage))]
 
 
 def load_study(storage: str, name: str) -> optuna.Study:
@@ -66,7 +68,9 @@ def load_study(storage: str, name: str) -> optuna.Study:
         raise UsageError(
             f"--name {name!r}: no such search in {mask_url(storage)} (searches there: {known})"
         )
-    return optuna.load_study(study_name=name, storage=storage)
+    from nas.storage import rdb_storage
+
+    return optuna.load_study(study_name=name, storage=rdb_storage(storage))
 
 
 def stored_status(t: optuna.trial.FrozenTrial) -> str:

@@ -147,7 +147,11 @@ def open_tracker(cfg: SearchConfig, space: Any) -> SearchTracker:
     if cfg.ray_address:
         check_nodes_reach(cfg.checkpoint_root)
     lock.acquire(cfg.study_dir, cfg.name)  # one driver per search, before any write
-    tracker = _open_tracking(cfg)
+    try:
+        tracker = _open_tracking(cfg)
+    except UsageError:  # refused by MLflow (credentials, permission): nothing written
+        lock.abandon(cfg.study_dir)
+        raise
     cfg.study_dir.mkdir(parents=True, exist_ok=True)
     space_draws(cfg, space)  # warms the cost model up; the plan reuses the draws
     return tracker

@@ -139,15 +139,16 @@ PatientStorage = type(
 )
 
 
-def rdb_storage(url: str, attempts: int = 3) -> PatientStorage:
-    """The search's storage of ``url`` (a :class:`PatientStorage`). Two processes that
-    create the same new database at once race on its schema version row; the one that
-    loses finds the schema made and simply opens it again."""
+def rdb_storage(url: str, attempts: int = 5) -> PatientStorage:
+    """The storage of ``url`` (a :class:`PatientStorage`) for every nas command. Processes
+    that create the same new database at once (a team's first searches on a new server)
+    race on its schema: its types, tables and version row; the ones that lose find the
+    schema made and simply open it again."""
     engine = {} if url.startswith("sqlite") else {"pool_pre_ping": True, "pool_recycle": 300}
     for attempt in range(attempts - 1):
         try:
             return PatientStorage(url, engine_kwargs=engine)
-        except sqlalchemy.exc.IntegrityError:
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
             time.sleep(0.2 * (attempt + 1))
     return PatientStorage(url, engine_kwargs=engine)
 

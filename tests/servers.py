@@ -191,6 +191,52 @@ class MlflowServer:
         self.proc = None
 
 
+def auth_server(root: Path, default_permission: str = "READ") -> tuple[MlflowServer, str]:
+    """``mlflow server --app-name basic-auth`` configured as deploy/ does (the admin's
+    password from the environment), with ``default_permission``; (server, admin password)."""
+    ini = (REPO / "deploy" / "mlflow" / "basic_auth.ini").read_text()
+    ini = ini.replace("sqlite:////mlflow/", f"sqlite:///{root}/")
+    ini = ini.replace("default_permission = READ", f"default_permission = {default_permission}")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "basic_auth.ini").write_text(ini)
+    admin_password = os.urandom(12).hex()
+    env = {
+        "MLFLOW_AUTH_CONFIG_PATH": str(root / "basic_auth.ini"),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(16).hex(),
+    }
+    server = MlflowServer(root / "server", app_name="basic-auth", env=env)
+    server.start()
+    return server, admin_password
+
+
+def add_user(server: MlflowServer, admin_password: str, user: str) -> str:
+    """A new MLflow user of ``server``; its password."""
+    from mlflow.server import get_app_client
+
+    password = os.urandom(12).hex()
+    env = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": admin_password}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        get_app_client("basic-auth", tracking_uri=server.url).create_user(user, password)
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    return password
+
+
+def nas(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``nas ARGS`` in a subprocess with ``env`` added; stdout and stderr kept."""
+    return subprocess.run(
+        [sys.executable, "-m", "nas", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def namespaces_unavailable() -> str | None:
     """Why network namespaces cannot be made here (a skip reason), or None when they can."""
     if os.geteuid() != 0:

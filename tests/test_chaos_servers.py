@@ -12,7 +12,7 @@ import time
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
-from servers import MlflowServer, PrivatePostgres, postgres_bin
+from servers import MlflowServer, PrivatePostgres, auth_server, postgres_bin
 from test_chaos import SEARCH_LINE, Search
 from test_search_e2e import assert_stores_agree
 
@@ -142,31 +142,19 @@ def test_an_mlflow_server_away_at_the_end_is_caught_up_by_resume(tmp_path, mlflo
 
 
 @pytest.fixture
-def auth_server(tmp_path):
-    """``mlflow server --app-name basic-auth`` with an admin and a read-only user."""
-    from test_deploy import DEPLOY
-
-    ini = (DEPLOY / "mlflow" / "basic_auth.ini").read_text()
-    config = tmp_path / "basic_auth.ini"
-    config.write_text(ini.replace("sqlite:////mlflow/", f"sqlite:///{tmp_path}/"))
-    password = os.urandom(12).hex()
-    env = {
-        "MLFLOW_AUTH_CONFIG_PATH": str(config),
-        "MLFLOW_AUTH_ADMIN_PASSWORD": password,
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(16).hex(),
-    }
-    server = MlflowServer(tmp_path / "auth-server", app_name="basic-auth", env=env)
-    server.start()
+def auth_server_fixture(tmp_path):
+    """``mlflow server --app-name basic-auth`` as deploy/ configures it: (server, admin pw)."""
+    server, password = auth_server(tmp_path)
     yield server, password
     server.stop()
 
 
 def test_mlflow_with_authentication_refuses_bad_credentials_before_any_trial(
-    tmp_path, auth_server, monkeypatch, capsys
+    tmp_path, auth_server_fixture, monkeypatch, capsys
 ):
     from mlflow.server import get_app_client
 
-    server, admin_password = auth_server
+    server, admin_password = auth_server_fixture
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", admin_password)
     reader_password = os.urandom(12).hex()

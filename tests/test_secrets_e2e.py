@@ -8,66 +8,16 @@ and dataset input are searched for either password: zero hits."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from mlflow.tracking import MlflowClient
-from servers import MlflowServer, PrivatePostgres, postgres_bin
+from servers import PrivatePostgres, add_user, auth_server, nas, postgres_bin
 
 pytestmark = pytest.mark.slow
 
 FAST = ["--epochs", "2", "--grace-epochs", "1", "--warm-start", "none", "--seed", "3"]
-
-
-def auth_server(root: Path, default_permission: str = "READ") -> tuple[MlflowServer, str]:
-    """``mlflow server --app-name basic-auth`` configured as deploy/ does (the admin's
-    password from the environment), with ``default_permission``; (server, admin password)."""
-    from test_deploy import DEPLOY
-
-    ini = (DEPLOY / "mlflow" / "basic_auth.ini").read_text()
-    ini = ini.replace("sqlite:////mlflow/", f"sqlite:///{root}/")
-    ini = ini.replace("default_permission = READ", f"default_permission = {default_permission}")
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "basic_auth.ini").write_text(ini)
-    admin_password = os.urandom(12).hex()
-    env = {
-        "MLFLOW_AUTH_CONFIG_PATH": str(root / "basic_auth.ini"),
-        "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(16).hex(),
-    }
-    server = MlflowServer(root / "server", app_name="basic-auth", env=env)
-    server.start()
-    return server, admin_password
-
-
-def add_user(server: MlflowServer, admin_password: str, user: str) -> str:
-    """A new MLflow user of ``server``; its password."""
-    from mlflow.server import get_app_client
-
-    password = os.urandom(12).hex()
-    env = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": admin_password}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        get_app_client("basic-auth", tracking_uri=server.url).create_user(user, password)
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-    return password
-
-
-def nas(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """``nas ARGS`` in a subprocess with ``env`` added; stdout and stderr kept."""
-    return subprocess.run(
-        [sys.executable, "-m", "nas", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def hits(secrets: list[str], root: Path) -> list[str]:

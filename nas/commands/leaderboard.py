@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from nas.config import DEFAULT_NAME, DEFAULT_WORKDIR, default_storage
+from nas.config import DEFAULT_NAME, DEFAULT_WORKDIR, default_storage, search_storage
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +17,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--workdir", default=DEFAULT_WORKDIR, help="the search's working folder")
     p.add_argument("--name", default=DEFAULT_NAME, help="the search's name (its Optuna study)")
-    p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///WORKDIR/optuna.db)")
+    p.add_argument(
+        "--storage",
+        help="Optuna storage URL (default: the search's, its password from $NAS_STORAGE)",
+    )
     p.add_argument(
         "--limit", type=int, default=20, help="rows in the table (default 20; --json prints all)"
     )
@@ -32,9 +35,10 @@ def run(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise UsageError(f"--limit {args.limit}: expected an integer >= 1 (--json prints all)")
     workdir = Path(args.workdir)
-    if not args.storage and not (workdir / "optuna.db").is_file():
+    storage = search_storage(workdir, args.name, args.storage)  # the one the search used
+    if not storage and not (workdir / "optuna.db").is_file():
         raise UsageError(f"--workdir {args.workdir!r}: no search found there (no optuna.db)")
-    study = load_study(args.storage or default_storage(workdir), args.name)
+    study = load_study(storage or default_storage(workdir), args.name)
     records = trial_records(study)
     if args.json:
         print(json.dumps([r.to_json() for r in records], indent=2))
