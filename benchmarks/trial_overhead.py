@@ -12,6 +12,24 @@ the MLflow tracking callback over SQLite), and, in the same process, the pieces 
 and prints seconds per trial and the ratio of each to the in-memory Optuna floor.
 
     python benchmarks/trial_overhead.py [--trials 40] [--concurrency 2]
+
+Two modes follow the real search's space and sampler as the study grows (issue #30):
+
+``--mode sampler``: the driver's cost of one configuration, ``study.ask()`` + the shipped
+``image`` space's define-by-run function (about 35 parameters, digits) + ``study.tell()``,
+with ``nas.search_run.make_sampler`` (``--sampler``), over ``--storage`` as the search
+opens it (``nas``: ``nas.storage.rdb_storage``) or as Optuna opens a URL (``optuna``), with
+ms per trial in windows of the history. No Ray, no training.
+
+``--mode spine``: the real ``nas search`` driver (``nas.api.search``, MLflow on SQLite, the
+live view, the ledger) over Ray Tune with ``--cpus`` logical CPUs, a trainable that reports
+its one result at once, ``--trials`` trials; ms per trial in windows (from Optuna's
+timestamps of the trials' ends), the driver's resident memory per window and at its peak,
+and the size of what Ray saved.
+
+    python benchmarks/trial_overhead.py --mode sampler --trials 400 --storage nas
+    python benchmarks/trial_overhead.py --mode spine --trials 5000 --cpus 16 \\
+        --url postgresql+psycopg://postgres@127.0.0.1:5432/test
 """
 
 from __future__ import annotations
@@ -137,21 +155,159 @@ def bench_full(n: int, concurrency: int, workdir: Path) -> tuple[float, float]:
     return total / n, init_s
 
 
+def _machine(args: argparse.Namespace) -> None:
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}, optuna {optuna.__version__}; mode {args.mode}, "
+        f"{args.trials} trials"
+    )
+
+
+def windows(n: int) -> list[tuple[int, int]]:
+    """Trial windows (1-based, inclusive) printed for a history of ``n`` trials."""
+    marks = [(1, 100), (1000, 1100), (4900, 5000)] if n >= 5000 else []
+    if not marks:
+        step = max(n // 4, 1)
+        marks = [(max(1, k - step // 2), k) for k in range(step, n + 1, step)]
+        marks[0] = (1, min(step, 100))
+    return [(a, min(b, n)) for a, b in marks if a <= n]
+
+
+def _digits_search(url: str, sampler: str, seed: int = 0):
+    """(study, define-by-run) of a search of digits on the shipped image space."""
+    import search_spaces
+    from nas.budget import parse_budget
+    from nas.config import DataInfo, SearchConfig
+    from nas.plan import Plan
+    from nas.sampling import DefineByRun
+    from nas.search_run import make_sampler
+
+    data = DataInfo("digits", None, 2, 1, (8, 8), 10, 1294, 144, 160)
+    cfg = SearchConfig(parse_budget("100trials"), "digits", None, "image", storage=url)
+    plan = Plan(1000, 100, (100, 300, 1000), 3, (100, 300, 1000), (27, 9, 3), 1294, None,
+                "--epochs", folds=5)  # fmt: skip
+    define_by_run = DefineByRun(cfg, search_spaces.load_space("image"), data, plan)
+    return make_sampler(sampler, seed, False), define_by_run
+
+
+def bench_sampler(n: int, storage_kind: str, sampler_name: str, workdir: Path) -> list[float]:
+    """ms of ask + define-by-run + tell for each of ``n`` trials."""
+    import random
+
+    from nas.storage import rdb_storage
+
+    url = f"sqlite:///{workdir / f'sampler-{storage_kind}.db'}"
+    sampler, define_by_run = _digits_search(url, sampler_name)
+    storage = {"nas": lambda: rdb_storage(url), "optuna": lambda: url, "memory": lambda: None}
+    study = optuna.create_study(
+        study_name="bench", storage=storage[storage_kind](), sampler=sampler,
+        direction="maximize",
+    )  # fmt: skip
+    rng = random.Random(0)
+    costs = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        trial = study.ask()
+        config = define_by_run(trial)
+        if config["rejected"]:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            study.tell(trial, rng.random())
+        costs.append((time.perf_counter() - t0) * 1000)
+    return costs
+
+
+def instant_trial(config: dict, data=None) -> None:
+    """A stand-in for ``workers.trainable.train_trial``: one final report at full fidelity,
+    at once, with an accuracy drawn from the configuration (so the sampler has a signal)."""
+    from ray import tune
+
+    cost = config.get("cost") or {}
+    acc = int(config["config_key"][:8], 16) % 10_000 / 10_000
+    tune.report({"samples": int(config["max_samples"]), "epoch": 1, "val_acc": acc,
+                 "status": "completed", "params": int(cost.get("params", 0)),
+                 "macs": int(cost.get("macs", 0)), "latency_ms_b1": 0.1})  # fmt: skip
+
+
+def bench_spine(n: int, cpus: int, url: str | None, workdir: Path) -> None:
+    """The real driver over Ray Tune with :func:`instant_trial`; prints its windows."""
+    import threading
+    import uuid
+
+    import psutil
+    import ray
+
+    import nas
+    import nas.search_run
+
+    nas.search_run.train_trial = instant_trial
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    rss: list[tuple[float, float]] = []
+    done = threading.Event()
+
+    def sample_memory() -> None:
+        me = psutil.Process()
+        while not done.wait(1.0):
+            rss.append((time.time(), me.memory_info().rss / 2**20))
+
+    threading.Thread(target=sample_memory, daemon=True).start()
+    name = f"spine-{uuid.uuid4().hex[:8]}"
+    t0 = time.perf_counter()
+    nas.search("digits", budget=f"{n}trials", workdir=workdir, name=name, storage=url,
+               epochs=1, warm_start="none", max_concurrent=cpus)  # fmt: skip
+    wall = time.perf_counter() - t0
+    done.set()
+    study = optuna.load_study(study_name=name, storage=url or f"sqlite:///{workdir / 'optuna.db'}")
+    ends = sorted(t.datetime_complete.timestamp() for t in study.trials if t.datetime_complete)
+    print(f"{len(ends)} trials ended ({n} evaluated asked) in {wall:.0f} s with {cpus} at once")
+    for a, b in windows(len(ends)):
+        span = ends[b - 1] - ends[a - 1]
+        mem = [m for t, m in rss if ends[a - 1] <= t <= ends[b - 1]] or [float("nan")]
+        print(f"trials {a}-{b}: {1000 * span / max(b - a, 1):.1f} ms per trial, driver "
+              f"{max(mem):.0f} MiB")  # fmt: skip
+    print(f"driver peak resident memory: {max(m for _, m in rss):.0f} MiB")
+    saved = sum(p.stat().st_size for p in (workdir / "ray" / name).rglob("*") if p.is_file())
+    print(f"what Ray saved for the experiment: {saved / 2**20:.1f} MiB")
+    ray.shutdown()
+
+
+def print_windows(label: str, costs: list[float]) -> None:
+    """Mean ms per trial in each window."""
+    cells = []
+    for a, b in windows(len(costs)):
+        part = costs[a - 1 : b]
+        cells.append(f"{a}-{b}: {sum(part) / len(part):.1f}")
+    print(f"{label:<28}" + " | ".join(cells))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mode", choices=("pieces", "sampler", "spine"), default="pieces")
     ap.add_argument("--trials", type=int, default=40)
     ap.add_argument("--concurrency", type=int, default=2)
+    ap.add_argument("--storage", default="nas", help="sampler mode: nas, optuna or memory")
+    ap.add_argument("--sampler", default="tpe", help="sampler mode: a --sampler of nas search")
+    ap.add_argument("--cpus", type=int, default=16, help="spine mode: Ray's logical CPUs")
+    ap.add_argument("--url", help="spine mode: Optuna storage URL (default: SQLite)")
     args = ap.parse_args()
+    if args.mode == "spine":
+        _machine(args)
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_spine(args.trials, args.cpus, args.url, Path(tmp))
+        return
+    if args.mode == "sampler":
+        _machine(args)
+        with tempfile.TemporaryDirectory() as tmp:
+            costs = bench_sampler(args.trials, args.storage, args.sampler, Path(tmp))
+        print_windows(f"{args.sampler} over {args.storage}", costs)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         floor = bench_optuna(args.trials, None)
         rdb = bench_optuna(args.trials, f"sqlite:///{work / 'optuna-bench.db'}")
         mlf = bench_mlflow(args.trials, work)
         full, init_s = bench_full(args.trials, args.concurrency, work)
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"python {platform.python_version()}; {args.trials} trials, {args.concurrency} at once"
-    )
+    _machine(args)
     print(f"{'what':<34}{'ms/trial':>10}{'x floor':>10}")
     for label, value in (
         ("optuna ask/tell, in memory (floor)", floor),

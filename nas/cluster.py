@@ -164,16 +164,19 @@ def check_nodes_reach(uri: str) -> None:
             f"--checkpoint-uri {mask_url(uri)!r}: this driver cannot write there ({problem})"
         )
     answer = ray.remote(num_cpus=0, max_retries=0)(_answer_probe)
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    # keyed by node id: several nodes may share an IP (two `ray start` on one host)
+    nodes = {n["NodeID"]: n for n in ray.nodes() if n.get("Alive")}
     refs = {
-        n["NodeManagerAddress"]: answer.options(
-            scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
-        ).remote(probe, token, n["NodeID"])
-        for n in nodes
+        node_id: answer.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)
+        ).remote(probe, token, node_id)
+        for node_id in nodes
     }
-    answers = [f"{probe}-{n['NodeID']}" for n in nodes]
+    answers = {node_id: f"{probe}-{node_id}" for node_id in nodes}
     try:
-        for (node, ref), reply in zip(refs.items(), answers, strict=True):
+        for node_id, ref in refs.items():
+            reply = answers[node_id]
+            node = f"{nodes[node_id]['NodeManagerAddress']} (node id {node_id[:12]})"
             try:
                 problem = ray.get(ref, timeout=PROBE_TIMEOUT_S) or _read(reply, token)
             except ray.exceptions.GetTimeoutError:
@@ -187,7 +190,7 @@ def check_nodes_reach(uri: str) -> None:
                     "place, or an s3:// / gs:// URI"
                 )
     finally:
-        for path in [probe, *answers]:
+        for path in [probe, *answers.values()]:
             _delete(path)
 
 

@@ -75,11 +75,14 @@ def flatten(prefix: str, value: Any, out: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def log_params(client: Any, run_id: str, values: dict[str, str]) -> None:
-    """Log string params, cut to MLflow's value limit, 100 per call (its batch limit)."""
+def log_params(
+    client: Any, run_id: str, values: dict[str, str], metrics: list[Metric] | None = None
+) -> None:
+    """Log string params, cut to MLflow's value limit, 100 per call (its batch limit), with
+    ``metrics`` in the first call (one request for a trial's params and constants)."""
     params = [Param(k, v[:PARAM_LIMIT]) for k, v in values.items()]
-    for i in range(0, len(params), 100):
-        client.log_batch(run_id, params=params[i : i + 100])
+    for i in range(0, max(len(params), 1), 100):
+        client.log_batch(run_id, params=params[i : i + 100], metrics=metrics if i == 0 else [])
 
 
 class SearchTracker:
@@ -346,15 +349,13 @@ class SearchTracker:
         run = self.client.create_run(self.experiment_id, run_name=f"trial-{number:04d}", tags=tags)
         run_id = run.info.run_id
         self._trial_runs[number] = run_id
-        log_params(self.client, run_id, trial_params(config))
         cost = config.get("cost") or {}
         constants = [
             Metric(k, float(cost[k]), _now_ms(), 0)
             for k in ("params", "macs")
             if isinstance(cost.get(k), int | float)
         ]
-        if constants:
-            self.client.log_batch(run_id, metrics=constants)
+        log_params(self.client, run_id, trial_params(config), constants)
         spec = config.get("spec") or {}
         self.client.log_dict(run_id, spec, "spec.json")
         if spec and self._num_classes:
@@ -412,6 +413,9 @@ class SearchTracker:
         if run_id is None:
             return
         result = self._last_result.pop(number, {})
+        self._last_step.pop(number, None)  # what an ended trial leaves is only its run id
+        for key in [k for k in self._tags if k[0] == number]:
+            del self._tags[key]
         status = TrialStatus.parse(status) or status
         tags = [
             RunTag("nas.status", str(status)),
