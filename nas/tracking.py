@@ -82,7 +82,9 @@ def log_params(
     ``metrics`` in the first call (one request for a trial's params and constants)."""
     params = [Param(k, v[:PARAM_LIMIT]) for k, v in values.items()]
     for i in range(0, max(len(params), 1), 100):
-        client.log_batch(run_id, params=params[i : i + 100], metrics=metrics if i == 0 else [])
+        client.log_batch(
+            run_id, params=params[i : i + 100], metrics=(metrics or []) if i == 0 else []
+        )
 
 
 class SearchTracker:
