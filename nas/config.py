@@ -1,7 +1,7 @@
 """The validated configuration of one search: every option checked before anything is written.
 
-:func:`SearchConfig.from_args` turns parsed CLI arguments into one frozen object. Every
-problem raises :class:`~nas.errors.UsageError` with one line naming the bad value and what
+:func:`nas.prepare.prepare_search` turns parsed CLI arguments into one frozen
+:class:`SearchConfig`. Every problem raises :class:`~nas.errors.UsageError` with one line naming the bad value and what
 is accepted, so ``nas search`` exits 2 without a traceback and without creating files.
 """
 

@@ -14,7 +14,6 @@ import pickle
 import sys
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -34,7 +33,7 @@ from ray import tune  # noqa: E402
 
 from nas import lock  # noqa: E402
 from nas.calibration import plan_search, space_draws  # noqa: E402
-from nas.cluster import check_nodes_reach, start_ray  # noqa: E402
+from nas.cluster import check_nodes_reach  # noqa: E402
 from nas.config import SearchConfig, load_saved, save_state  # noqa: E402
 from nas.credentials import mask_url  # noqa: E402
 from nas.errors import UsageError  # noqa: E402
@@ -192,13 +191,13 @@ def run_search(
     cfg: SearchConfig,
     space: Any,
     *,
+    tracker: SearchTracker,
     spent_before: float = 0.0,
     stream: IO[str] | None = None,
-    tracker: SearchTracker | None = None,
 ) -> SearchOutcome:
-    """Run (or resume) the search described by ``cfg``; return its outcome.
-
-    ``tracker`` is :func:`open_tracker`'s, when the caller opened it already."""
+    """Run (or resume) the search described by ``cfg``; return its outcome. Ray is
+    running and ``tracker`` is :func:`open_tracker`'s: ``nas.commands.search`` opened both
+    side by side (the one start-up path)."""
     stream = stream or sys.stderr
     t0 = time.monotonic()
     exp_path = cfg.experiment_path
@@ -213,7 +212,6 @@ def run_search(
         spent_before=spent_before,
     )
     saved_plan = (load_saved(cfg.workdir, cfg.name) or {}).get("plan") if cfg.resume else None
-    tracker = _start(cfg, space, tracker)
     save_state(cfg, spent_before, "running", saved_plan)
     tracker.describe_data(cfg.data, cfg.val_fraction, cfg.seed)
     parent = tracker.start_search_run(cfg.to_json(), resume=cfg.resume)
@@ -313,21 +311,6 @@ def _open_study(
     best_before = best_record(previous)
     state.best = best_before.value if best_before else None
     return study, previous
-
-
-def _start(cfg: SearchConfig, space: Any, tracker: SearchTracker | None) -> SearchTracker:
-    """Start Ray and, unless the caller did, open the MLflow store side by side with it (on
-    a cluster after it: the nodes are checked first)."""
-    if tracker is None and cfg.ray_address:
-        start_ray(cfg.ray_address)
-        tracker = open_tracker(cfg, space)
-    elif tracker is None:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            opening = pool.submit(open_tracker, cfg, space)
-            start_ray(cfg.ray_address)
-            tracker = opening.result()
-    start_ray(cfg.ray_address)
-    return tracker
 
 
 def _plan(

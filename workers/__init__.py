@@ -1,7 +1,9 @@
 """Who evaluates: data sets, augmentation, the training engine, checkpoints and latency.
 
-Imports only torch, numpy and the standard library (scikit-learn / Pillow lazily inside
-their loaders, ``search_spaces`` lazily when given a spec, Ray only in ``workers.trainable``).
+Imports torch, numpy, the standard library and ``search_spaces`` (its training defaults and
+its input scaling: ``workers.settings``, ``augment``, ``calibrate``, ``trainable``; the
+network builder lazily when given a spec); scikit-learn / Pillow lazily inside their
+loaders, Ray only in ``workers.trainable``.
 """
 
 from workers.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
