@@ -29,7 +29,9 @@ def table(name: str, sid: str, report: Any) -> str:
         )
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
-    lines.append(f"params: {_fmt(report.params)}")
+    aux = getattr(report, "aux_params", 0)
+    extra = f" (+ {_fmt(aux)} in training-only auxiliary heads)" if aux else ""
+    lines.append(f"params: {_fmt(report.params)}{extra}")
     scaled = f"{report.macs / 1e9:.3f} G" if report.macs >= 1e8 else f"{report.macs / 1e6:.3f} M"
     lines.append(f"MACs: {_fmt(report.macs)} ({scaled})")
     lines.append(f"activations: {report.activation_bytes / 2**20:.2f} MiB per sample (float32)")

@@ -33,14 +33,17 @@ _SKIP = (nn.Identity, nn.Dropout, nn.Flatten, nn.Sequential, nn.ModuleList)
 @dataclass
 class CostReport:
     """Totals for batch size 1 and one row per leaf layer (name, type, out_shape, params, macs).
-    ``activation_bytes`` sums the float32 outputs of every leaf layer: an upper-bound estimate
-    of what a training forward pass keeps per sample."""
+    ``params`` and ``macs`` are the network that predicts (what an export holds);
+    ``aux_params`` are its training-only auxiliary classifiers (GoogLeNet, Inception v3),
+    shown apart. ``activation_bytes`` sums the float32 outputs of every leaf layer: an
+    upper-bound estimate of what a training forward pass keeps per sample."""
 
     params: int
     macs: int
     activation_bytes: int
     input_shape: list[int] = field(default_factory=list)
     layers: list[dict[str, Any]] = field(default_factory=list)
+    aux_params: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data."""
@@ -115,5 +118,6 @@ def count(
         model(torch.empty(1, *shape, device="meta"))
     for h in handles:
         h.remove()
-    params = sum(p.numel() for p in model.parameters())
-    return CostReport(params, totals["macs"], totals["bytes"], shape, layers)
+    aux = sum(p.numel() for n, p in model.named_parameters() if n.startswith("aux_heads."))
+    params = sum(p.numel() for p in model.parameters()) - aux
+    return CostReport(params, totals["macs"], totals["bytes"], shape, layers, aux)

@@ -25,7 +25,7 @@ NEW = [
     "alexnet_lrn", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "efficientnet_b4",
     "efficientnet_b5", "efficientnet_b6", "efficientnet_b7", "googlenet", "inception_v3",
     "mobilenet_v3_large", "mobilenet_v3_small", "nin", "resnet101", "resnet152", "resnet34",
-    "resnext50_32x4d", "shufflenet_v2_x1_0", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg19",
+    "resnext50_32x4d", "shufflenet_v2_x1_0", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16_bn", "vgg19",
     "vgg19_bn", "wide_resnet50_2", "xception",
 ]  # fmt: skip
 SIZES = (32, 48, 64, 96, 128, 160, 224, 299)
