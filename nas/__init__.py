@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from nas.driver_env import set_driver_env
 from nas.errors import UsageError
+
+set_driver_env()
 
 __all__ = ["SearchResult", "SearchStopped", "UsageError", "__version__", "load", "search"]
 

@@ -17,41 +17,31 @@ import warnings
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-# Quiet Ray's own console output: the live view is ours. Set before Ray is imported.
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
-os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-# A tracking server that is away must not hold the search for minutes: few, short retries,
-# then the event waits in the spool (nas.spool).
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+import optuna
+import ray
+from ray import tune
 
-import optuna  # noqa: E402
-import ray  # noqa: E402
-from ray import tune  # noqa: E402
-
-from nas import lock  # noqa: E402
-from nas.calibration import plan_search, space_draws  # noqa: E402
-from nas.cluster import check_nodes_reach  # noqa: E402
-from nas.config import SearchConfig, load_saved, save_state  # noqa: E402
-from nas.credentials import mask_url  # noqa: E402
-from nas.errors import UsageError  # noqa: E402
-from nas.events import SearchState  # noqa: E402
-from nas.history_window import HistoryWindow  # noqa: E402
-from nas.ledger import Ledger, is_disk_full  # noqa: E402
-from nas.live_view import LiveView  # noqa: E402
-from nas.plan import Plan  # noqa: E402
-from nas.ray_adapters import BudgetStopper, EventCallback, activate  # noqa: E402
-from nas.results import TrialRecord, best_record, trial_records  # noqa: E402
-from nas.sampling import DefineByRun  # noqa: E402
-from nas.searcher import NasSearcher, close_open_trials  # noqa: E402
-from nas.spool import unreachable  # noqa: E402
-from nas.status import TrialStatus, chance_level  # noqa: E402
-from nas.storage import open_study, unavailable  # noqa: E402
-from nas.tracking import SearchTracker  # noqa: E402
-from nas.warm_start import enqueue  # noqa: E402
-from workers.trainable import train_trial  # noqa: E402
+from nas import lock
+from nas.calibration import plan_search, space_draws
+from nas.cluster import check_nodes_reach
+from nas.config import SearchConfig, load_saved, save_state
+from nas.credentials import mask_url
+from nas.errors import UsageError
+from nas.events import SearchState
+from nas.history_window import HistoryWindow
+from nas.ledger import Ledger, is_disk_full
+from nas.live_view import LiveView
+from nas.plan import Plan
+from nas.ray_adapters import BudgetStopper, EventCallback, activate
+from nas.results import TrialRecord, best_record, trial_records
+from nas.sampling import DefineByRun
+from nas.searcher import NasSearcher, close_open_trials
+from nas.spool import unreachable
+from nas.status import TrialStatus, chance_level
+from nas.storage import open_study, unavailable
+from nas.tracking import SearchTracker
+from nas.warm_start import enqueue
+from workers.trainable import train_trial
 
 logger = logging.getLogger(__name__)
 #: Events MLflow could not take while its server was away (:mod:`nas.spool`).
