@@ -130,6 +130,22 @@ def _stores(args: argparse.Namespace, kept: dict[str, Any], workdir: Path) -> tu
     return storage or default_storage(workdir), tracking_uri or default_tracking_uri(workdir)
 
 
+def _study_exists(storage: str, name: str, ray_address: str | None) -> bool:
+    """Whether ``storage`` (checked: a URL nas can use there, and one that answers) holds a
+    study ``name``."""
+    from nas.results import study_names
+
+    _check_storage(storage, "--storage")
+    if ray_address and storage.startswith("sqlite"):
+        raise UsageError(
+            f"--ray-address {ray_address!r}: a search over several nodes needs a shared Optuna "
+            "database; pass --storage postgresql://HOST/DB (SQLite is for one machine)"
+        )
+    if not storage.startswith("sqlite"):
+        _connect_storage(storage)
+    return name in study_names(storage)
+
+
 def prepare_search(
     args: argparse.Namespace, on_checked: Callable[[], None] | None = None
 ) -> tuple[SearchConfig, Any, float]:
@@ -149,18 +165,7 @@ def prepare_search(
     # --resume goes on in the stores the search started in, unless told otherwise
     kept = (saved or {}).get("config", {}) if args.resume else {}
     storage, tracking_uri = _stores(args, kept, workdir)
-    _check_storage(storage, "--storage")
-    if args.ray_address and storage.startswith("sqlite"):
-        raise UsageError(
-            f"--ray-address {args.ray_address!r}: a search over several nodes needs a shared Optuna "
-            "database; pass --storage postgresql://HOST/DB (SQLite is for one machine)"
-        )
-
-    from nas.results import study_names
-
-    if not storage.startswith("sqlite"):
-        _connect_storage(storage)
-    exists = name in study_names(storage)
+    exists = _study_exists(storage, name, args.ray_address)
     spent = 0.0
     if args.resume:
         if not exists or saved is None:
@@ -187,12 +192,6 @@ def prepare_search(
     )
     _check_folds(overrides.get("folds"), data)
     space_name, space = load_space_for(overrides["space"], data.dims)
-    gpus = args.gpus_per_trial if args.gpus_per_trial is not None else _default_gpus()
-    if budget.device == "gpu" and gpus <= 0:
-        raise UsageError(
-            f"--budget {budget.text!r}: trials hold no GPU here (--gpus-per-trial {gpus:g}); "
-            "use a cpu-h or wall-clock budget, or give trials GPUs"
-        )
     cfg = SearchConfig(
         budget=budget,
         dataset=overrides["dataset"],
@@ -210,7 +209,7 @@ def prepare_search(
         epochs=overrides["epochs"],
         grace_epochs=overrides["grace_epochs"],
         cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=gpus,
+        gpus_per_trial=_gpus(args, budget),
         max_concurrent=args.max_concurrent,
         storage=storage,
         tracking_uri=tracking_uri,
@@ -221,6 +220,18 @@ def prepare_search(
         warm_start=overrides.get("warm_start") or "none",
     )
     return replace(cfg, data=data), space, spent
+
+
+def _gpus(args: argparse.Namespace, budget: Budget) -> float:
+    """GPUs per trial: ``--gpus-per-trial``, else one where the driver sees CUDA; a GPU-hour
+    budget needs trials that hold one."""
+    gpus = args.gpus_per_trial if args.gpus_per_trial is not None else _default_gpus()
+    if budget.device == "gpu" and gpus <= 0:
+        raise UsageError(
+            f"--budget {budget.text!r}: trials hold no GPU here (--gpus-per-trial {gpus:g}); "
+            "use a cpu-h or wall-clock budget, or give trials GPUs"
+        )
+    return gpus
 
 
 def _resumed_settings(

@@ -107,11 +107,8 @@ def retrain(
     if epochs is not None and epochs < 1:
         raise UsageError(f"--epochs {epochs}: expected an integer >= 1")
     source = _source(init_from, freeze, dataset)
-    if dataset is None:
-        saved, record = _search_trial(workdir, name, trial, storage, progress)
-    else:
-        saved = {"config": {"dataset": dataset, "data_dir": data_dir, "seed": 0}}
-        record = _finetune_record(source)
+    saved, record = _what_to_train(workdir, name, trial, storage, progress, source,
+                                   dataset, data_dir)  # fmt: skip
     cfg = saved["config"]
     spec, settings = record.spec, record.train
     seed = cfg.get("seed", 0) if seed is None else seed
@@ -140,46 +137,13 @@ def retrain(
         "train_images_per_s": float(result.train_images_per_s),
         "seconds": float(result.seconds),
     }
-    workers.save_checkpoint(
-        checkpoint,
-        {
-            "kind": RETRAIN_KIND,
-            "version": RETRAIN_VERSION,
-            "spec": spec,
-            "num_classes": data.num_classes,
-            "state_dict": {k: v.detach().cpu() for k, v in result.model.state_dict().items()},
-            "train": settings,
-            "dataset": {"name": cfg["dataset"], "data_dir": cfg.get("data_dir")},
-            "input": {"dims": data.dims, "channels": data.channels, "size": list(data.size)},
-            "normalize": {
-                "mean": data.mean.flatten().tolist(),
-                "std": data.std.flatten().tolist(),
-            },
-            "input_range": input_range(data),
-            "class_names": list(data.classes) or None,
-            "metrics": metrics,
-            "cost": {"params": int(cost.params), "macs": int(cost.macs), **latency},
-            "run_id": run_id,
-            "trial": record.trial if record.trial >= 0 else None,
-            "init_from": str(source.path) if source is not None else None,
-            "frozen": freeze,
-            "study": name,
-            "epochs": epochs,
-            "seed": seed,
-        },
-    )
-    params = {
-        **flatten("train", settings, {}),
-        "epochs": str(epochs),
-        "seed": str(seed),
-        "spec_id": spec_id,
-        "params": str(cost.params),
-        "macs": str(cost.macs),
-    }
-    _log_run(client, run_id, result, params, {**metrics, **latency}, epochs)
-    client.set_tag(run_id, "nas.checkpoint", str(checkpoint))
-    client.log_dict(run_id, spec, "spec.json")
-    client.set_terminated(run_id, "FINISHED")
+    trained = {"metrics": metrics, "cost": {"params": int(cost.params), "macs": int(cost.macs),
+                                            **latency}, "epochs": epochs, "seed": seed}  # fmt: skip
+    origin = {"run_id": run_id, "trial": record.trial if record.trial >= 0 else None,
+              "init_from": str(source.path) if source is not None else None,
+              "frozen": freeze, "study": name}  # fmt: skip
+    workers.save_checkpoint(checkpoint, _payload(record, data, result, cfg, trained, origin))
+    _record(client, run_id, result, record, {**trained, "spec_id": spec_id}, checkpoint)
     return RetrainResult(
         trial=record.trial,
         test_acc=float(result.test_acc),
@@ -192,6 +156,79 @@ def retrain(
         latency_ms_b1=latency.get("latency_ms_b1"),
         train_images_per_s=float(result.train_images_per_s),
     )
+
+
+def _what_to_train(
+    workdir: Path,
+    name: str,
+    trial: int | None,
+    storage: str | None,
+    progress: Any,
+    source: Any,
+    dataset: str | None,
+    data_dir: str | None,
+) -> tuple[dict[str, Any], TrialRecord]:
+    """(the search's saved state, the trial to retrain), or, to fine-tune ``source`` on
+    ``dataset``, that data set and the checkpoint's own architecture."""
+    if dataset is None:
+        return _search_trial(workdir, name, trial, storage, progress)
+    return {"config": {"dataset": dataset, "data_dir": data_dir, "seed": 0}}, _finetune_record(
+        source
+    )
+
+
+def _record(
+    client: Any,
+    run_id: str,
+    result: Any,
+    record: TrialRecord,
+    trained: dict[str, Any],
+    checkpoint: Path,
+) -> None:
+    """The retrain's MLflow run: params, curves and final metrics, the checkpoint's path and
+    the spec; then it is closed."""
+    cost = trained["cost"]
+    params = {
+        **flatten("train", record.train, {}),
+        "epochs": str(trained["epochs"]),
+        "seed": str(trained["seed"]),
+        "spec_id": trained["spec_id"],
+        "params": str(cost["params"]),
+        "macs": str(cost["macs"]),
+    }
+    latency = {k: v for k, v in cost.items() if k not in ("params", "macs")}
+    _log_run(client, run_id, result, params, {**trained["metrics"], **latency}, trained["epochs"])
+    client.set_tag(run_id, "nas.checkpoint", str(checkpoint))
+    client.log_dict(run_id, record.spec, "spec.json")
+    client.set_terminated(run_id, "FINISHED")
+
+
+def _payload(
+    record: TrialRecord,
+    data: Any,
+    result: Any,
+    cfg: dict[str, Any],
+    trained: dict[str, Any],
+    origin: dict[str, Any],
+) -> dict[str, Any]:
+    """The retrain checkpoint (format :data:`RETRAIN_KIND` v:data:`RETRAIN_VERSION`): the
+    spec, weights, training settings, the data's shape, normalisation, range and classes,
+    what was measured (``trained``) and where it came from (``origin``)."""
+    return {
+        "kind": RETRAIN_KIND,
+        "version": RETRAIN_VERSION,
+        "spec": record.spec,
+        "num_classes": data.num_classes,
+        "state_dict": {k: v.detach().cpu() for k, v in result.model.state_dict().items()},
+        "train": record.train,
+        "dataset": {"name": cfg["dataset"], "data_dir": cfg.get("data_dir")},
+        "input": {"dims": data.dims, "channels": data.channels, "size": list(data.size)},
+        "normalize": {"mean": data.mean.flatten().tolist(), "std": data.std.flatten().tolist()},
+        "input_range": input_range(data),
+        "class_names": list(data.classes) or None,
+        **trained,
+        **origin,
+    }
 
 
 #: A retrain takes at least this many optimizer steps: on a few dozen samples an epoch is
