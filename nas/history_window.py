@@ -9,13 +9,13 @@ a study of at most ``best + recent`` finished trials instead: the ``best`` best 
 search is now), plus the trials still running (for the constant liar). Below that size the
 window holds every finished trial, so the sampler proposes what it would over the study.
 
-The window is an in-memory study built with Optuna's public API (``create_trial`` and
-``add_trials``: parameters, values and states, in trial order), once per configuration and
-reused by every call the sampler makes for it. The sampler always sees a window, never the
-study itself (TPE's grouped search space is tied to the one study it first saw). The current
-trial is copied in as running, so the sampler keeps what it shares between the calls of one
-trial there. Built from the storage at every configuration, the window is as safe with
-several drivers and on resume as the study is.
+The window is an in-memory study kept with Optuna's public API (``create_trial``,
+``add_trial`` and ``tell``: parameters, values and states), brought up to date once per
+configuration and reused by every call the sampler makes for it. The sampler always sees a
+window, never the study itself (TPE's grouped search space is tied to the one study it first
+saw). The current trial is copied in as running, so the sampler keeps what it shares between
+the calls of one trial there. Read from the study at every configuration, the window is as
+safe with several drivers and on resume as the study is.
 """
 
 from __future__ import annotations
@@ -35,34 +35,94 @@ BEST, RECENT = 50, 150
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
+class _Mirror:
+    """An in-memory study that follows a real one, trial by trial (real number -> its
+    copy's number); finished copies hold parameters, values and intermediate values."""
+
+    def __init__(self, directions: Sequence[StudyDirection], sampler: BaseSampler) -> None:
+        self.study = optuna.create_study(directions=directions, sampler=sampler)
+        self.copy_of: dict[int, int] = {}  # real trial number -> the copy's number
+        self.open: set[int] = set()  # real numbers copied while running
+        self.seen: set[int] = set()  # real numbers copied, or left out of the window
+        self.finished = 0  # finished copies (what the window holds)
+        self.size = 0  # every copy, failed ones included
+
+    def add(self, t: FrozenTrial) -> None:
+        self.study.add_trial(_plain(t))
+        self.copy_of[t.number] = self.size
+        self.size += 1
+        self.seen.add(t.number)
+        if t.state == TrialState.RUNNING:
+            self.open.add(t.number)
+        elif t.state in _FINISHED:
+            self.finished += 1
+
+    def close(self, t: FrozenTrial) -> None:
+        """Running trial ``t`` ended, or took parameters: its running copy is failed, which
+        the sampler ignores, and a completed, pruned or still running ``t`` copied anew."""
+        self.open.discard(t.number)
+        self.study.tell(self.copy_of[t.number], state=TrialState.FAIL)
+        if t.state in _FINISHED or t.state == TrialState.RUNNING:
+            self.add(t)
+
+    def stale(self, t: FrozenTrial) -> bool:
+        """True when running trial ``t`` has taken parameters its copy lacks (the constant
+        liar needs them: a running trial counts as a bad one where it sampled)."""
+        return len(t.params) != len(self.current(t.number).params)
+
+    def current(self, number: int) -> FrozenTrial:
+        return self.study.get_trials(deepcopy=False)[self.copy_of[number]]
+
+
 class HistoryWindow(BaseSampler):
     """``inner`` over the best ``best`` and the latest ``recent`` finished trials (and the
-    running ones) of the study: all of them while it has no more than that."""
+    running ones) of the study: all of them while it has no more than that.
+
+    The window follows the study: each configuration copies in only the trials that started
+    or ended since the last (in the order they did), and the window is chosen anew from
+    the whole study once it has grown by half of ``recent``, so a configuration costs the
+    same at trial 5,000 as at trial 300."""
 
     def __init__(self, inner: BaseSampler, best: int = BEST, recent: int = RECENT) -> None:
         self.inner = inner
         self.best = best
         self.recent = recent
-        self._window: tuple[int, optuna.Study, FrozenTrial] | None = None  # per trial number
+        self._mirror: _Mirror | None = None
+        self._for: int | None = None  # the trial number the window was last brought up to
 
     # -- what the wrapped sampler sees -------------------------------------------------------
 
     def _view(self, study: optuna.Study, trial: FrozenTrial) -> tuple[optuna.Study, FrozenTrial]:
         """(the window of the study, the current trial as the window knows it)."""
-        if self._window is not None and self._window[0] == trial.number:
-            return self._window[1], self._window[2]
-        finished = study.get_trials(deepcopy=False, states=_FINISHED)
-        kept = self.chosen(finished, study.directions)
-        running = [
-            t
-            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if t.number != trial.number
-        ]
-        window = optuna.create_study(directions=study.directions, sampler=self.inner)
-        window.add_trials([_plain(t) for t in (*kept, *running)] + [_plain(trial)])
-        current = window.get_trials(deepcopy=False)[-1]
-        self._window = (trial.number, window, current)
-        return window, current
+        mirror = self._mirror
+        if mirror is None or self._for != trial.number:
+            mirror = self._follow(study)
+            self._for = trial.number
+        return mirror.study, mirror.current(trial.number)
+
+    def _follow(self, study: optuna.Study) -> _Mirror:
+        """Bring the window up to date with ``study`` (a new one when it outgrew itself)."""
+        limit = self.best + self.recent
+        mirror = self._mirror
+        if (
+            mirror is None
+            or list(mirror.study.directions) != list(study.directions)
+            or mirror.finished > limit + self.recent // 2
+            or mirror.size > 3 * limit
+        ):
+            mirror = self._mirror = _Mirror(study.directions, self.inner)
+            finished = study.get_trials(deepcopy=False, states=_FINISHED)
+            for t in self.chosen(finished, study.directions):
+                mirror.add(t)
+            mirror.seen.update(t.number for t in finished)
+        for t in study.get_trials(deepcopy=False):
+            if t.number in mirror.open and (t.state.is_finished() or mirror.stale(t)):
+                mirror.close(t)  # and copied again: ended, or running with its parameters
+            elif t.number not in mirror.seen and (
+                t.state in _FINISHED or t.state == TrialState.RUNNING
+            ):
+                mirror.add(t)
+        return mirror
 
     def chosen(
         self, finished: Sequence[FrozenTrial], directions: Sequence[StudyDirection]
@@ -117,8 +177,6 @@ class HistoryWindow(BaseSampler):
         state: TrialState,
         values: Sequence[float] | None,
     ) -> None:
-        if self._window is not None and self._window[0] == trial.number:
-            self._window = None
         self.inner.after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:
