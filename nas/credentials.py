@@ -112,8 +112,8 @@ class RedactingFilter(logging.Filter):
 
 
 def guard_logging() -> None:
-    """Install :class:`RedactingFilter` on the root logger's handlers (and on handlers
-    added later through the root logger's ``lastResort``)."""
+    """Install :class:`RedactingFilter` on the root logger's handlers present now and on
+    ``logging.lastResort`` (what prints a record when no handler is configured)."""
     flt = RedactingFilter()
     for handler in (*logging.getLogger().handlers, logging.lastResort):
         if handler is not None and flt.__class__ not in {type(f) for f in handler.filters}:
