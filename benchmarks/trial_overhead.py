@@ -17,8 +17,8 @@ Two modes follow the real search's space and sampler as the study grows (issue #
 
 ``--mode sampler``: the driver's cost of one configuration, ``study.ask()`` + the shipped
 ``image`` space's define-by-run function (about 35 parameters, digits) + ``study.tell()``,
-with ``nas.search_run.make_sampler`` (``--sampler``), over ``--storage`` as the search
-opens it (``nas``: ``nas.storage.rdb_storage``) or as Optuna opens a URL (``optuna``), with
+with ``nas.driver.search_run.make_sampler`` (``--sampler``), over ``--storage`` as the search
+opens it (``nas``: ``nas.study.storage.rdb_storage``) or as Optuna opens a URL (``optuna``), with
 ms per trial in windows of the history. No Ray, no training.
 
 ``--mode spine``: the real ``nas search`` driver (``nas.api.search``, MLflow on SQLite, the
@@ -91,7 +91,7 @@ def bench_optuna(n: int, storage: str | None) -> float:
 
 
 def bench_mlflow(n: int, workdir: Path) -> float:
-    from nas.tracking import SearchTracker
+    from nas.tracking.tracker import SearchTracker
 
     tracker = SearchTracker(f"sqlite:///{workdir / 'mlflow-bench.db'}", "bench")
     tracker.start_search_run({"bench": True}, resume=False)
@@ -109,11 +109,11 @@ def bench_full(n: int, concurrency: int, workdir: Path) -> tuple[float, float]:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    from nas.budget import parse_budget
-    from nas.events import SearchState
-    from nas.ray_adapters import BudgetStopper, EventCallback, activate
-    from nas.searcher import NasSearcher
-    from nas.tracking import SearchTracker
+    from nas.core.budget import parse_budget
+    from nas.driver.ray_adapters import BudgetStopper, EventCallback, activate
+    from nas.driver.searcher import NasSearcher
+    from nas.study.events import SearchState
+    from nas.tracking.tracker import SearchTracker
 
     t_init = time.perf_counter()
     ray.init(num_cpus=concurrency, include_dashboard=False, log_to_driver=False)
@@ -176,11 +176,11 @@ def windows(n: int) -> list[tuple[int, int]]:
 def _digits_search(url: str, sampler: str, seed: int = 0):
     """(study, define-by-run) of a search of digits on the shipped image space."""
     import search_spaces
-    from nas.budget import parse_budget
-    from nas.config import DataInfo, SearchConfig
-    from nas.plan import Plan
-    from nas.sampling import DefineByRun
-    from nas.search_run import make_sampler
+    from nas.core.budget import parse_budget
+    from nas.core.config import DataInfo, SearchConfig
+    from nas.driver.define_by_run import DefineByRun
+    from nas.driver.plan import Plan
+    from nas.driver.search_run import make_sampler
 
     data = DataInfo("digits", None, 2, 1, (8, 8), 10, 1294, 144, 160)
     cfg = SearchConfig(parse_budget("100trials"), "digits", None, "image", storage=url)
@@ -194,7 +194,7 @@ def bench_sampler(n: int, storage_kind: str, sampler_name: str, workdir: Path) -
     """ms of ask + define-by-run + tell for each of ``n`` trials."""
     import random
 
-    from nas.storage import rdb_storage
+    from nas.study.storage import rdb_storage
 
     url = f"sqlite:///{workdir / f'sampler-{storage_kind}.db'}"
     sampler, define_by_run = _digits_search(url, sampler_name)
@@ -238,9 +238,9 @@ def bench_spine(n: int, cpus: int, url: str | None, workdir: Path) -> None:
     import ray
 
     import nas
-    import nas.search_run
+    import nas.driver.search_run
 
-    nas.search_run.train_trial = instant_trial
+    nas.driver.search_run.train_trial = instant_trial
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     rss: list[tuple[float, float]] = []
     done = threading.Event()

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nas.driver_env import set_driver_env
-from nas.errors import UsageError
+from nas.core.driver_env import set_driver_env
+from nas.core.errors import UsageError
 
 set_driver_env()
 

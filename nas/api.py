@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.config import DEFAULT_NAME, DEFAULT_WORKDIR
-from nas.errors import UsageError
+from nas.core.config import DEFAULT_NAME, DEFAULT_WORKDIR
+from nas.core.errors import UsageError
 
 __all__ = ["SearchResult", "SearchStopped", "load", "search"]
 
@@ -92,9 +92,9 @@ def search(
 
 def load(workdir: str | Path = DEFAULT_WORKDIR, name: str = DEFAULT_NAME) -> SearchResult:
     """The :class:`SearchResult` of a search that ran before (read from its stores)."""
-    from nas.config import default_tracking_uri, search_tracking_uri
-    from nas.results import trial_records
-    from nas.retrain import open_search
+    from nas.core.config import default_tracking_uri, search_tracking_uri
+    from nas.retrain.run import open_search
+    from nas.study.records import trial_records
 
     workdir = Path(workdir)
     saved, storage, study = open_search(workdir, name)
@@ -115,7 +115,7 @@ class SearchResult:
     name: str
     storage: str = field(repr=False)  # live URLs: a password must not show in a notebook
     tracking_uri: str = field(repr=False)
-    records: list[Any]  # nas.results.TrialRecord, best first
+    records: list[Any]  # nas.study.records.TrialRecord, best first
 
     @property
     def leaderboard(self) -> list[dict[str, Any]]:
@@ -137,7 +137,7 @@ class SearchResult:
     def best(self) -> Any:
         """The trial ``retrain`` takes: the best completed one, or the best of those the
         budget stopped when none completed (None when no trial has a value)."""
-        from nas.results import handover_record
+        from nas.study.records import handover_record
 
         return handover_record(self.records)[0]
 
@@ -152,8 +152,8 @@ class SearchResult:
     ) -> Any:
         """``nas retrain``: train the best trial (or ``trial``) on training + validation data
         and test it, from ``init_from``'s weights where they match (``freeze``:
-        ``"stem,stages:2"``); returns :class:`nas.retrain.RetrainResult`."""
-        from nas.retrain import retrain
+        ``"stem,stages:2"``); returns :class:`nas.retrain.run.RetrainResult`."""
+        from nas.retrain.run import retrain
 
         return retrain(
             self.workdir,

@@ -13,8 +13,8 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from nas.credentials import guard_logging, redact
-from nas.errors import EXIT_USAGE, UsageError
+from nas.core.credentials import guard_logging, redact
+from nas.core.errors import EXIT_USAGE, UsageError
 
 # name -> one-line help; the module is nas.commands.<name>
 COMMANDS: dict[str, str] = {
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nas`` console script. No line it prints shows a password
-    (:mod:`nas.credentials`): errors, log records and tracebacks are redacted."""
+    (:mod:`nas.core.credentials`): errors, log records and tracebacks are redacted."""
     guard_logging()
     try:
         parser = build_parser()

@@ -2,8 +2,8 @@
 
 import pytest
 
-from nas.budget import format_seconds, parse_budget
-from nas.errors import UsageError
+from nas.core.budget import format_seconds, parse_budget
+from nas.core.errors import UsageError
 
 
 @pytest.mark.parametrize(

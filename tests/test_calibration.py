@@ -8,13 +8,13 @@ from dataclasses import replace
 
 import pytest
 
-from nas import calibration
-from nas.budget import parse_budget
-from nas.config import DataInfo, SearchConfig
-from nas.events import SearchState
-from nas.plan import MIN_RANK_EPOCHS, Plan, affordable_seconds_per_sample
-from nas.prepare import load_space_for
-from nas.sampling import limit_violation
+from nas.core.budget import parse_budget
+from nas.core.config import DataInfo, SearchConfig
+from nas.driver import plan_on_workers as calibration
+from nas.driver.define_by_run import limit_violation
+from nas.driver.plan import MIN_RANK_EPOCHS, Plan, affordable_seconds_per_sample
+from nas.driver.prepare import load_space_for
+from nas.study.events import SearchState
 
 FASHION = DataInfo("fashion-mnist", None, 2, 1, (28, 28), 10, train_size=54000, val_size=6000)
 SECONDS_PER_MAC = 1e-9  # a stand-in for the worker's clock: cost in proportion to MACs

@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 from test_search_e2e import assert_stores_agree
 
 from nas.cli import main
-from nas.ledger import ACCOUNTING_INTERVAL_S
+from nas.driver.ledger import ACCOUNTING_INTERVAL_S
 
 pytestmark = pytest.mark.slow
 

@@ -71,9 +71,9 @@ def test_every_option_has_help_with_its_default() -> None:
 def test_live_view_names_the_best_trial() -> None:
     import io
 
-    from nas.budget import parse_budget
-    from nas.events import EpochReported, SearchState
-    from nas.live_view import LiveView
+    from nas.core.budget import parse_budget
+    from nas.driver.live_view import LiveView
+    from nas.study.events import EpochReported, SearchState
 
     state = SearchState(budget=parse_budget("3m"), devices_per_trial=1.0)
     view = LiveView(state, stream=io.StringIO())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from nas.cluster import check_nodes_reach
+from nas.cluster.ray_cluster import check_nodes_reach
 
 pytestmark = pytest.mark.slow
 

@@ -10,10 +10,10 @@ import optuna
 import pytest
 from test_export_support import make_checkpoint
 
-from nas.config import SEARCH_STATE_VERSION, load_saved
-from nas.errors import UsageError
+from nas.core.config import SEARCH_STATE_VERSION, load_saved
+from nas.core.errors import UsageError
 from nas.export import export_checkpoint, read_checkpoint
-from nas.results import trial_records
+from nas.study.records import trial_records
 from workers import load_checkpoint, save_checkpoint
 
 OLD_SEARCH_JSON = {  # what 0.1 wrote: no "version"

@@ -7,9 +7,9 @@ import json
 from mlflow import MlflowClient
 from test_export_support import make_checkpoint
 
-from nas import mlflow_store
 from nas.cli import main
-from nas.config import default_tracking_uri as tracking_uri_for
+from nas.core.config import default_tracking_uri as tracking_uri_for
+from nas.tracking import store as mlflow_store
 
 
 def _retrain_run(client: MlflowClient, study: str, checkpoint, test_acc: float) -> str:

@@ -9,8 +9,8 @@ import warnings
 import optuna
 from optuna.trial import TrialState
 
-from nas.history_window import HistoryWindow
-from nas.search_run import make_sampler
+from nas.driver.history_window import HistoryWindow
+from nas.driver.search_run import make_sampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

@@ -10,8 +10,10 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from nas.budget import parse_budget
-from nas.events import (
+from nas.core.budget import parse_budget
+from nas.driver.ray_adapters import BudgetStopper, EventCallback, activate
+from nas.driver.searcher import NasSearcher, close_open_trials
+from nas.study.events import (
     EpochReported,
     Progress,
     SearchState,
@@ -20,11 +22,9 @@ from nas.events import (
     TrialReused,
     TrialStarted,
 )
-from nas.ray_adapters import BudgetStopper, EventCallback, activate
-from nas.results import best_record, handover_record, trial_records
-from nas.searcher import NasSearcher, close_open_trials
-from nas.status import TABLE, TrialStatus, classify, row
-from nas.tracking import SearchTracker
+from nas.study.records import best_record, handover_record, trial_records
+from nas.study.status_table import TABLE, TrialStatus, classify, row
+from nas.tracking.tracker import SearchTracker
 
 S = TrialStatus
 
@@ -336,8 +336,8 @@ def test_a_restore_older_than_the_study_stops_the_trials_that_ended_since(tmp_pa
 def test_a_worker_killed_by_rays_memory_monitor_stops_the_search_with_one_line(tmp_path):
     """Ray Tune raises out of ``Tuner.fit`` when its memory monitor kills a trial's actor
     while it starts (seen on Fashion-MNIST): the search stops with a reason and --resume."""
-    from nas.config import SearchConfig
-    from nas.search_run import _fit, node_out_of_memory
+    from nas.core.config import SearchConfig
+    from nas.driver.search_run import _fit, node_out_of_memory
 
     text = (
         "Caught unexpected exception: 1 worker(s) were killed due to the node running low "

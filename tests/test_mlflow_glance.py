@@ -11,15 +11,15 @@ import socket
 import optuna
 from mlflow.tracking import MlflowClient
 
-from nas import mlflow_view
-from nas.budget import parse_budget
 from nas.cli import main
-from nas.config import DataInfo
-from nas.events import EpochReported, SearchState, TrialEnded, TrialStarted
-from nas.results import TrialRecord
-from nas.search_plots import render
-from nas.status import TrialStatus
-from nas.tracking import SearchTracker
+from nas.core.budget import parse_budget
+from nas.core.config import DataInfo
+from nas.study.events import EpochReported, SearchState, TrialEnded, TrialStarted
+from nas.study.records import TrialRecord
+from nas.study.status_table import TrialStatus
+from nas.tracking import view as mlflow_view
+from nas.tracking.plots import render
+from nas.tracking.tracker import SearchTracker
 from search_spaces import load_zoo
 
 S = TrialStatus
@@ -202,7 +202,7 @@ def test_nas_ui_errors_are_one_line(tmp_path, capsys):
 
 
 def test_the_status_table_marks_only_full_fidelity_green():
-    from nas.status import TABLE
+    from nas.study.status_table import TABLE
 
     green = {s for s, r in TABLE.items() if r.mlflow == "FINISHED"}
     assert green == {S.COMPLETED, S.REUSED}

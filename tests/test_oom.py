@@ -91,8 +91,8 @@ def test_a_failing_trial_carries_its_traceback_and_log_tail_to_mlflow(tmp_path, 
     from ray import tune
     from test_export_support import spec_2d
 
-    from nas.ray_adapters import _diagnostics
-    from nas.tracking import SearchTracker
+    from nas.driver.ray_adapters import _diagnostics
+    from nas.tracking.tracker import SearchTracker
     from workers.trainable import train_trial
 
     spec = spec_2d()

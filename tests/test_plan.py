@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nas.plan import (
+from nas.driver.plan import (
     EPOCH_CHOICES,
     ETA,
     MAX_EPOCHS,
@@ -82,7 +82,7 @@ def test_bad_inputs_raise():
 
 
 def test_small_data_is_evaluated_over_folds():
-    from nas.plan import MAX_FOLDS, SMALL_DATA, folds_for
+    from nas.driver.plan import MAX_FOLDS, SMALL_DATA, folds_for
 
     assert folds_for(50, smallest_class=24) == MAX_FOLDS
     assert folds_for(40, smallest_class=3) == 3  # a class must appear in every fold
@@ -100,7 +100,7 @@ def test_tiny_data_trains_many_epochs_and_folds_cost_k_times():
 
 
 def test_retrain_length_has_a_floor_in_steps():
-    from nas.retrain import MIN_RETRAIN_STEPS, default_epochs
+    from nas.retrain.run import MIN_RETRAIN_STEPS, default_epochs
 
     saved = {"config": {"epochs": None}, "plan": {"max_samples": 5000, "train_size": 1000}}
     assert default_epochs(saved, train_size=60000, batch_size=128) == 20

@@ -18,14 +18,14 @@ import optuna
 import pytest
 from test_data_generated import write_cifar
 
-from nas import credentials
-from nas.budget import parse_budget
 from nas.cli import main
-from nas.config import SearchConfig, save_state, search_storage, search_tracking_uri
-from nas.errors import UsageError
-from nas.events import SearchState
-from nas.ray_adapters import activate
-from nas.searcher import NasSearcher
+from nas.core import credentials
+from nas.core.budget import parse_budget
+from nas.core.config import SearchConfig, save_state, search_storage, search_tracking_uri
+from nas.core.errors import UsageError
+from nas.driver.ray_adapters import activate
+from nas.driver.searcher import NasSearcher
+from nas.study.events import SearchState
 from workers.data import load_dataset
 from workers.data.base import DataError
 from workers.data.plain_pickle import UnsafePickleError, loads_plain
@@ -195,7 +195,7 @@ def test_rays_pickle_of_the_searcher_holds_plain_data_and_no_store_url(searcher)
             return super().find_class(module, name)
 
     restored = Recording(io.BytesIO(blob)).load()
-    assert named == ["nas.searcher.NasSearcher"]  # no optuna, no storage, no sampler
+    assert named == ["nas.driver.searcher.NasSearcher"]  # no optuna, no storage, no sampler
     strings = {arg for _, arg, _ in pickletools.genops(blob) if isinstance(arg, str)}
     assert not any("sqlite" in s or "optuna" in s for s in strings), strings
     assert restored.study is searcher.study and set(restored.trials) == {"ray0"}

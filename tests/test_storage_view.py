@@ -16,8 +16,8 @@ from optuna.trial import TrialState
 from sqlalchemy.orm import Mapper
 from test_history_window import _objective
 
-from nas.search_run import make_sampler
-from nas.storage import rdb_storage
+from nas.driver.search_run import make_sampler
+from nas.study.storage import rdb_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

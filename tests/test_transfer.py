@@ -1,4 +1,4 @@
-"""nas.transfer's pieces without a search: which weights are copied, what is frozen."""
+"""nas.retrain.transfer's pieces without a search: which weights are copied, what is frozen."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from nas.errors import UsageError
-from nas.transfer import Source, freeze, load_matching, parse_freeze
+from nas.core.errors import UsageError
+from nas.retrain.transfer import Source, freeze, load_matching, parse_freeze
 from search_spaces import build, load_spec
 
 SPEC = {

@@ -57,9 +57,9 @@ def test_what_the_space_cannot_express_is_named():
 def test_queued_starts_come_first_and_are_not_queued_twice(tmp_path):
     from dataclasses import replace
 
-    from nas.budget import parse_budget
-    from nas.config import DataInfo, SearchConfig
-    from nas.warm_start import enqueue
+    from nas.core.budget import parse_budget
+    from nas.core.config import DataInfo, SearchConfig
+    from nas.driver.warm_start import enqueue
 
     data = DataInfo("digits", None, 2, 1, (8, 8), 10, 1295, 143)
     cfg = replace(SearchConfig(parse_budget("1m"), "digits", None, "image"), data=data)
@@ -77,10 +77,10 @@ def test_starts_over_the_budget_cap_are_narrowed_to_the_space_widths_or_skipped(
     from dataclasses import replace
 
     import search_spaces
-    from nas.budget import parse_budget
-    from nas.config import DataInfo, SearchConfig
-    from nas.plan import fixed_plan
-    from nas.warm_start import enqueue
+    from nas.core.budget import parse_budget
+    from nas.core.config import DataInfo, SearchConfig
+    from nas.driver.plan import fixed_plan
+    from nas.driver.warm_start import enqueue
 
     data = DataInfo("fashion-mnist", None, 2, 1, (28, 28), 10, 54000, 6000)
     cfg = replace(SearchConfig(parse_budget("10m"), "fashion-mnist", None, "image"), data=data)

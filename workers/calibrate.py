@@ -1,5 +1,5 @@
 """How long one training sample takes on this worker: the timed step a search's plan starts
-from (:mod:`nas.plan`).
+from (:mod:`nas.driver.plan`).
 
 A few training steps of the given spec on random inputs of the data's shape, after one
 untimed step (allocation, kernel selection), with the trial's batch size and thread count.

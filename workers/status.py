@@ -4,7 +4,7 @@ The engine ends a run as ``completed``, ``diverged``, ``oom`` or ``invalid``; th
 the statuses only the driver can know (rejected before a worker, reused, pruned by the
 scheduler, stopped by the budget, driver lost, failed). How each status maps to Optuna's
 trial state, MLflow's run status, the leaderboard and the live view is stated once, in
-``nas.status``; this module only names them, so the engine can use them without the driver.
+``nas.study.status_table``; this module only names them, so the engine can use them without the driver.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 It reads its ``config`` (see docs/INTERFACES.md): the spec, the training settings and the
 fidelity: ``max_samples`` training samples, with a report after each of ``report_at``, and
-``folds`` (k-fold evaluation on small data) -- the search's plan, :mod:`nas.plan`. The
+``folds`` (k-fold evaluation on small data) -- the search's plan, :mod:`nas.driver.plan`. The
 dataset comes from the driver through Ray's object store (``tune.with_parameters``), so a
 worker node needs no copy of the data files; called without it, the trial loads the dataset
 that ``config["dataset"]`` names (cached per worker process). A checkpoint

@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nas.arch_summary import table
-from nas.errors import UsageError
+from nas.core.arch_summary import table
+from nas.core.errors import UsageError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

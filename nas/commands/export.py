@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from nas.credentials import mask_url
+from nas.core.credentials import mask_url
 
 EXIT_VERIFY = 1
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from nas.config import DEFAULT_NAME, DEFAULT_WORKDIR, default_storage, search_storage
+from nas.core.config import DEFAULT_NAME, DEFAULT_WORKDIR, default_storage, search_storage
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,8 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.errors import UsageError
-    from nas.results import format_table, load_study, trial_records
+    from nas.core.errors import UsageError
+    from nas.study.records import format_table, load_study, trial_records
 
     if args.limit < 1:
         raise UsageError(f"--limit {args.limit}: expected an integer >= 1 (--json prints all)")

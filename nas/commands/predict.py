@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 
-from nas.errors import UsageError
+from nas.core.errors import UsageError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from nas.config import DEFAULT_NAME, DEFAULT_WORKDIR
+from nas.core.config import DEFAULT_NAME, DEFAULT_WORKDIR
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -56,8 +56,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.errors import UsageError
-    from nas.retrain import retrain
+    from nas.core.errors import UsageError
+    from nas.retrain.run import retrain
 
     workdir = Path(args.workdir)
     if args.epochs is not None and args.epochs < 1:

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from nas.config import DEFAULT_NAME, DEFAULT_WORKDIR, SAMPLERS, SCHEDULERS
+from nas.core.config import DEFAULT_NAME, DEFAULT_WORKDIR, SAMPLERS, SCHEDULERS
 
 EPILOG = """budgets: 90s, 30m, 2h (wall clock) | 50trials | 4gpu-h, 2cpu-h (device hours)
 examples:
@@ -145,13 +145,13 @@ def execute(args: argparse.Namespace):
     (:func:`nas.api.search`) both run a search through here."""
     cfg, space, spent, tracker = _prepare_while_ray_starts(args)
 
-    from nas.search_run import run_search
+    from nas.driver.search_run import run_search
 
     return cfg, run_search(cfg, space, spent_before=spent, tracker=tracker)
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.results import format_table
+    from nas.study.records import format_table
 
     cfg, outcome = execute(args)
     records = outcome.records
@@ -193,7 +193,7 @@ def _prepare_while_ray_starts(args: argparse.Namespace):
         while not checked.wait(0.05) and not future.done():
             pass
         if checked.is_set():
-            from nas.cluster import start_ray
+            from nas.cluster.ray_cluster import start_ray
 
             try:
                 start_ray(args.ray_address)
@@ -212,8 +212,8 @@ def _prepare_while_ray_starts(args: argparse.Namespace):
 
 
 def _prepare_and_open(args: argparse.Namespace, on_checked, ray_started):
-    from nas.prepare import prepare_search
-    from nas.search_run import open_tracker
+    from nas.driver.prepare import prepare_search
+    from nas.driver.search_run import open_tracker
 
     cfg, space, spent = prepare_search(args, on_checked)
     if cfg.ray_address:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from nas.errors import UsageError
+from nas.core.errors import UsageError
 
 #: Small inputs per dimensionality: (channels, size) used when the user gives none.
 DEFAULT_INPUT = {1: (1, (128,)), 2: (3, (32, 32)), 3: (1, (16, 16, 16))}
@@ -173,8 +173,8 @@ def _export_once(network: Any, spec: dict, num_classes: int) -> None:
     from pathlib import Path
 
     from nas.export import DeployableModel
-    from nas.export.api import write_verified
     from nas.export.meta import export_metadata
+    from nas.export.pipeline import write_verified
 
     channels = spec["input"]["channels"]
     model = DeployableModel(

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nas.errors import UsageError
+from nas.core.errors import UsageError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

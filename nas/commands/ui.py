@@ -1,5 +1,5 @@
 """``nas ui``: the MLflow UI on a search's store, and the link that opens its trials sorted
-by val_acc with the key columns shown (:mod:`nas.mlflow_view`).
+by val_acc with the key columns shown (:mod:`nas.tracking.view`).
 
 With a local store (``sqlite:///WORKDIR/mlflow.db``, the default) it starts ``mlflow
 server`` on ``--host:--port`` (one worker), prints the link of every search in the store
@@ -19,8 +19,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from nas.config import DEFAULT_WORKDIR
-from nas.credentials import mask_url
+from nas.core.config import DEFAULT_WORKDIR
+from nas.core.credentials import mask_url
 
 #: How long the MLflow server may take to answer before ``nas ui`` gives up.
 START_TIMEOUT_S = 120.0
@@ -45,8 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _tracking_uri(args: argparse.Namespace) -> str:
-    from nas.config import default_tracking_uri, search_tracking_uri
-    from nas.errors import UsageError
+    from nas.core.config import default_tracking_uri, search_tracking_uri
+    from nas.core.errors import UsageError
 
     if args.tracking_uri:
         return args.tracking_uri
@@ -62,8 +62,8 @@ def _tracking_uri(args: argparse.Namespace) -> str:
 
 def experiments(tracking_uri: str, name: str | None) -> list[tuple[str, str]]:
     """(name, experiment id) of the searches in the store (``name`` alone, when given)."""
-    from nas import mlflow_store
-    from nas.errors import UsageError
+    from nas.core.errors import UsageError
+    from nas.tracking import store as mlflow_store
 
     client = mlflow_store.client(tracking_uri)
     found = [
@@ -80,14 +80,14 @@ def experiments(tracking_uri: str, name: str | None) -> list[tuple[str, str]]:
 
 
 def _print_links(base: str, found: list[tuple[str, str]]) -> None:
-    from nas.mlflow_view import link
+    from nas.tracking.view import link
 
     for name, experiment_id in found:
         print(f"{name}: {link(base, experiment_id)}", flush=True)
 
 
 def _check_port(host: str, port: int) -> None:
-    from nas.errors import UsageError
+    from nas.core.errors import UsageError
 
     if not 0 < port < 65536:
         raise UsageError(f"--port {port}: expected a port number in 1..65535")
@@ -102,7 +102,7 @@ def _check_port(host: str, port: int) -> None:
 
 def serve(tracking_uri: str, host: str, port: int) -> subprocess.Popen:
     """Start ``mlflow server`` on the store and return once it answers (or raise)."""
-    from nas.errors import UsageError
+    from nas.core.errors import UsageError
 
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
            "--host", host, "--port", str(port), "--workers", "1"]  # fmt: skip

@@ -1,7 +1,6 @@
 """Export a retrained model: ONNX / TorchScript / state_dict files, verified against PyTorch,
 with a model card; ``nas predict`` loads them back."""
 
-from nas.export.api import FORMATS, ExportResult, export_checkpoint, parse_formats
 from nas.export.loaders import ExportedModel, ExportFileError, load_export
 from nas.export.model import (
     DeployableModel,
@@ -9,6 +8,7 @@ from nas.export.model import (
     load_model_from_checkpoint,
     read_checkpoint,
 )
+from nas.export.pipeline import FORMATS, ExportResult, export_checkpoint, parse_formats
 from nas.export.verify import ExportError, VerificationError, verify_export
 
 __all__ = [

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nas.errors import UsageError
+from nas.core.errors import UsageError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 ACCEPTED = ".npy, .npz, an image (2D models), .csv or .ts (1D models)"

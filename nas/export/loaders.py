@@ -2,7 +2,7 @@
 
 Both ``nas predict`` and export verification go through these loaders, so what is verified
 is exactly what users run. A corrupted or foreign file raises :class:`ExportFileError`
-(a :class:`~nas.errors.UsageError`: one line, exit 2) and is never executed as a pickle.
+(a :class:`~nas.core.errors.UsageError`: one line, exit 2) and is never executed as a pickle.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nas.errors import UsageError
+from nas.core.errors import UsageError
 from nas.export import meta as _meta
 from workers.checkpoint import CHECKPOINT_FORMAT
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.errors import UsageError
+from nas.core.errors import UsageError
 from search_spaces.scaling import scaled_size
 
 #: What retrain checkpoints before RETRAIN_KIND carried in their payload (still read).
@@ -92,7 +92,7 @@ def input_shape(spec: dict[str, Any]) -> tuple[int, ...]:
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load through ``workers.load_checkpoint`` (weights_only) and check it is a nas-checkpoint;
-    :class:`~nas.errors.UsageError` naming the file otherwise."""
+    :class:`~nas.core.errors.UsageError` naming the file otherwise."""
     from workers import load_checkpoint
 
     path = Path(path)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nas.config import default_tracking_uri, search_tracking_uri
-from nas.errors import UsageError
-from nas.export.api import DEFAULT_OPSET, ExportResult, export_checkpoint, parse_formats
+from nas.core.config import default_tracking_uri, search_tracking_uri
+from nas.core.errors import UsageError
+from nas.export.pipeline import DEFAULT_OPSET, ExportResult, export_checkpoint, parse_formats
 
 
 def export_from_search(
@@ -58,7 +58,7 @@ def _locate(
     name: str, tracking_uri: str, run_id: str | None, checkpoint: str | Path | None
 ) -> tuple[Path, str | None]:
     """(checkpoint path, retrain run id or None)."""
-    from nas import registry
+    from nas.tracking import model_registry as registry
 
     if checkpoint:
         return Path(checkpoint), None

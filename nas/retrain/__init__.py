@@ -1,0 +1,2 @@
+"""Retraining a searched architecture to full fidelity (:mod:`.run`), optionally starting
+from another network's weights (:mod:`.transfer`)."""
