@@ -269,7 +269,7 @@ def test_planned_search_starts_from_the_warm_start_and_records_its_plan(tmp_path
     ]
     assert_stores_agree(study, _mlflow_trials(tmp_path))
     runs = _mlflow_trials(tmp_path)
-    assert runs[0].data.tags["nas.driver.warm_start"] == "plain_cnn"
+    assert runs[0].data.tags["nas.warm_start"] == "plain_cnn"
     parent = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(
         runs[0].data.tags["mlflow.parentRunId"]
     )

@@ -1,17 +1,34 @@
 """Who evaluates: data sets, augmentation, the training engine, checkpoints and latency.
 
-Imports torch, numpy, the standard library and ``search_spaces`` (its training defaults and
+Its submodules import torch, numpy, the standard library and ``search_spaces`` (its training defaults and
 its input scaling: ``workers.settings``, ``augment``, ``calibrate``, ``trainable``; the
 network builder lazily when given a spec); scikit-learn / Pillow lazily inside their
 loaders, Ray only in ``workers.trainable``.
 """
 
-from workers.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from workers.data import DataError, Dataset, get_dataset, list_datasets, load_dataset
-from workers.engine import EpochMetrics, TrainResult, train
-from workers.latency import measure_latency
-from workers.settings import TrainSettings
-from workers.status import TrialStatus
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: The public API, imported on first use so that ``import workers.trial`` (the trial
+#: contract, which the driver's configuration reads) does not load torch.
+_WHERE = {
+    "CheckpointError": "workers.checkpoint",
+    "load_checkpoint": "workers.checkpoint",
+    "save_checkpoint": "workers.checkpoint",
+    "DataError": "workers.data",
+    "Dataset": "workers.data",
+    "get_dataset": "workers.data",
+    "list_datasets": "workers.data",
+    "load_dataset": "workers.data",
+    "EpochMetrics": "workers.engine",
+    "TrainResult": "workers.engine",
+    "train": "workers.engine",
+    "measure_latency": "workers.latency",
+    "TrainSettings": "workers.settings",
+    "TrialStatus": "workers.status",
+}
 
 __all__ = [
     "CheckpointError",
@@ -29,3 +46,9 @@ __all__ = [
     "save_checkpoint",
     "train",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'workers' has no attribute {name!r}")

@@ -4,23 +4,12 @@ every checkpoint so a resumed or retrained run uses exactly the same recipe."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from search_spaces.space import OPTIMIZERS, SCHEDULES, TRAIN_DEFAULTS
+from search_spaces.space import OPTIMIZERS, TRAIN_CHECKS, TRAIN_DEFAULTS
 
 D = TRAIN_DEFAULTS
-# (field, check, what is accepted) for the numeric fields
-_NUMBER_RULES = (
-    ("lr", lambda v: v > 0, "a number > 0"),
-    ("momentum", lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    ("weight_decay", lambda v: v >= 0, "a number >= 0"),
-    ("warmup_epochs", lambda v: v >= 0, "a number >= 0"),
-    ("label_smoothing", lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    ("augment", lambda v: 0 <= v <= 1, "a number in [0, 1]"),
-    ("grad_clip", lambda v: v >= 0, "a number >= 0 (0 = off)"),
-)
 
 
 @dataclass(frozen=True)
@@ -47,23 +36,14 @@ class TrainSettings:
 
         if self.optimizer not in OPTIMIZERS:
             raise bad("optimizer", " | ".join(OPTIMIZERS))
-        if self.schedule not in SCHEDULES:
-            raise bad("schedule", " | ".join(SCHEDULES))
-        for name, ok, accepted in _NUMBER_RULES:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise bad(name, "a finite number")
-            if not ok(v):
-                raise bad(name, accepted)
-        if (
-            isinstance(self.batch_size, bool)
-            or not isinstance(self.batch_size, int)
-            or self.batch_size < 1
-        ):
-            raise bad("batch_size", "an integer >= 1")
-        for name in ("nesterov", "flip"):
-            if not isinstance(getattr(self, name), bool):
-                raise bad(name, "true or false")
+        # The ranges a space may draw from are the ranges a run accepts: one table.
+        for name, check in TRAIN_CHECKS.items():
+            value = getattr(self, name)
+            ok, converted = check.coerce(value)
+            if isinstance(value, str) and check.kind != "str" or not (ok and check.test(converted)):
+                raise bad(name, check.one)
+        if not isinstance(self.flip, bool):
+            raise bad("flip", "true or false")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> TrainSettings:
@@ -81,7 +61,7 @@ class TrainSettings:
                 f"train.{unknown[0]}: unknown setting, expected one of {sorted(known)}"
             )
         values = dict(d)
-        for name, _, _ in _NUMBER_RULES:
+        for name in (k for k, check in TRAIN_CHECKS.items() if check.kind == "float"):
             if isinstance(values.get(name), int) and not isinstance(values[name], bool):
                 values[name] = float(values[name])
         return cls(**values)

@@ -1,6 +1,6 @@
 """The Ray Tune function trainable: one trial = one architecture trained and reported per epoch.
 
-It reads its ``config`` (see docs/INTERFACES.md): the spec, the training settings and the
+It reads its ``config`` (:class:`workers.trial.TrialConfig`, docs/INTERFACES.md): the spec, the training settings and the
 fidelity: ``max_samples`` training samples, with a report after each of ``report_at``, and
 ``folds`` (k-fold evaluation on small data) -- the search's plan, :mod:`nas.driver.plan`. The
 dataset comes from the driver through Ray's object store (``tune.with_parameters``), so a
@@ -12,6 +12,7 @@ at its last epoch instead of starting again.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import tempfile
@@ -29,6 +30,7 @@ from workers.latency import measure_latency
 from workers.memory import peak_mb, reset_peak
 from workers.settings import TrainSettings
 from workers.status import TrialStatus
+from workers.trial import TrialConfig, TrialReport
 
 _STATE_FILE = "trial_state.pt"
 
@@ -37,20 +39,17 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() and torch.cuda.device_count() > 0 else "cpu"
 
 
-def _load(config: dict[str, Any], data: Dataset | None, device: str) -> Dataset:
+def _load(config: TrialConfig, data: Dataset | None, device: str) -> Dataset:
     """The trial's data set on its device, with the trial's thread count."""
-    threads = int(config.get("threads") or 0)
-    if threads > 0:
-        torch.set_num_threads(threads)
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
     if data is not None:
         return data.to(device)
-    ds_ref = config["dataset"]
+    ref = config.dataset
+    if ref is None:
+        raise ValueError("trial config: no data handed over and no dataset to load")
     return get_dataset(
-        ds_ref["name"],
-        ds_ref.get("data_dir"),
-        val_fraction=ds_ref.get("val_fraction", 0.1),
-        seed=ds_ref.get("seed", 0),
-        device=device,
+        ref.name, ref.data_dir, val_fraction=ref.val_fraction, seed=ref.seed, device=device
     )
 
 
@@ -70,22 +69,22 @@ def _resume_state(tune: Any) -> tuple[dict[str, Any] | None, str | None]:
         return None, note
 
 
-def _row(metrics: Any, static: dict[str, Any], device: str) -> dict[str, Any]:
+def _row(metrics: Any, static: dict[str, Any], device: str) -> TrialReport:
     """What one report tells Ray (and through it Optuna and MLflow)."""
-    row = {
-        "samples": metrics.samples,
-        "epoch": metrics.epoch,
-        "train_loss": metrics.train_loss,
-        "val_loss": metrics.val_loss,
-        "val_acc": metrics.val_acc,
-        "lr": metrics.lr,
-        "images_per_s": metrics.images_per_s,
-        "peak_memory_mb": peak_mb(device),
-        "status": TrialStatus.RUNNING.value,
+    row = TrialReport(
+        samples=metrics.samples,
+        val_acc=metrics.val_acc,
+        status=TrialStatus.RUNNING.value,
+        epoch=metrics.epoch,
+        train_loss=metrics.train_loss,
+        val_loss=metrics.val_loss,
+        lr=metrics.lr,
+        images_per_s=metrics.images_per_s,
+        peak_memory_mb=peak_mb(device),
         **static,
-    }
+    )
     if metrics.folds > 1:
-        row.update(val_acc_std=metrics.val_acc_std, folds=metrics.folds)
+        row.val_acc_std, row.folds = metrics.val_acc_std, metrics.folds
     return row
 
 
@@ -102,37 +101,33 @@ def train_trial(config: dict[str, Any], data: Dataset | None = None) -> None:
     try:
         _train_trial(tune, config, data)
     except Exception as exc:  # noqa: BLE001 (every error becomes the trial's status)
-        tune.report(
-            {
-                "samples": 0,
-                "val_acc": 0.0,
-                "status": TrialStatus.FAILED.value,
-                "reason": one_line(exc),
-                "traceback": traceback.format_exc()[-20000:],
-                "log_tail": _log_tail(),
-            }
+        failed = TrialReport(
+            samples=0,
+            val_acc=0.0,
+            status=TrialStatus.FAILED.value,
+            reason=one_line(exc),
+            traceback=traceback.format_exc()[-20000:],
+            log_tail=_log_tail(),
         )
+        tune.report(failed.to_dict())
 
 
-def _train_trial(tune: Any, config: dict[str, Any], data: Dataset | None) -> None:
+def _train_trial(tune: Any, raw_config: dict[str, Any], data: Dataset | None) -> None:
+    config = TrialConfig.from_dict(raw_config)
     device = _device()
     reset_peak(device)
     data = _load(config, data, device)
-    spec = config["spec"]
-    cost = config.get("cost") or {}
-    static: dict[str, Any] = {
-        "params": int(cost.get("params", 0)),
-        "macs": int(cost.get("macs", 0)),
-    }
-    max_samples = int(config["max_samples"])
+    spec = config.spec
+    static: dict[str, Any] = {"params": config.params, "macs": config.macs}
+    max_samples = config.max_samples
     final: dict[str, Any] = {}
     reported = [0]  # samples of the last report (an OOM retry passes them again)
 
-    def report(metrics: dict[str, Any], state: dict[str, Any]) -> None:
+    def report(metrics: TrialReport, state: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             save_checkpoint(os.path.join(tmp, _STATE_FILE), state)
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
-        reported[0] = int(metrics.get("samples", 0))
+            tune.report(metrics.to_dict(), checkpoint=tune.Checkpoint.from_directory(tmp))
+        reported[0] = metrics.samples
 
     def on_epoch(metrics: Any, state: dict[str, Any]) -> bool:
         if metrics.samples >= max_samples:
@@ -145,43 +140,43 @@ def _train_trial(tune: Any, config: dict[str, Any], data: Dataset | None) -> Non
     resume_state, note = _resume_state(tune)
     if note:
         static["note"] = note
-    folds = int(config.get("folds") or 1)
-    fidelity: dict[str, Any] = {"samples": max_samples, "report_at": config.get("report_at")}
+    folds = config.folds
+    fidelity: dict[str, Any] = {"samples": max_samples, "report_at": list(config.report_at) or None}
     if folds > 1:  # small data: the mean over k folds of training + validation
         run, fidelity["folds"] = train_folds, folds
     else:
         run = train
     result, oom_note = retry_smaller_on_oom(
         run,
-        TrainSettings.from_dict(config["train"]),
+        TrainSettings.from_dict(config.train),
         spec=spec,
         dataset=data,
         **fidelity,
         device=device,
-        seed=int(config.get("seed", 0)),
+        seed=config.seed,
         on_epoch=on_epoch,
         resume_state=resume_state,
     )
     if oom_note:
         static["note"] = oom_note
         if final:
-            final["row"]["note"] = oom_note
+            final["row"].note = oom_note
     if result.ok and final:
-        row = {**final["row"], "status": TrialStatus.COMPLETED.value}
-        row.update(_latency(result.model, data, spec, device, static))
+        row = dataclasses.replace(final["row"], status=TrialStatus.COMPLETED.value)
+        for key, value in _latency(result.model, data, spec, device, static).items():
+            setattr(row, key, value)
         report(row, final["state"])
     elif not result.ok:
         # One final report carries the failure; the trial ends, the search goes on.
-        tune.report(
-            {
-                "samples": result.samples,
-                "epoch": result.epochs,
-                "val_acc": 0.0 if result.val_acc != result.val_acc else float(result.val_acc),
-                "status": result.status.value,
-                "reason": result.reason or result.status.value,
-                **static,
-            }
+        ended = TrialReport(
+            samples=result.samples,
+            epoch=result.epochs,
+            val_acc=0.0 if result.val_acc != result.val_acc else float(result.val_acc),
+            status=result.status.value,
+            reason=result.reason or result.status.value,
+            **static,
         )
+        tune.report(ended.to_dict())
 
 
 def _latency(

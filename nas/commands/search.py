@@ -8,6 +8,7 @@ import os
 import sys
 
 from nas.core.config import DEFAULT_NAME, DEFAULT_WORKDIR, SAMPLERS, SCHEDULERS
+from workers.trial import VAL_FRACTION
 
 EPILOG = """budgets: 90s, 30m, 2h (wall clock) | 50trials | 4gpu-h, 2cpu-h (device hours)
 examples:
@@ -95,8 +96,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--val-fraction",
         type=float,
-        default=0.1,
-        help="share of training data held out for validation",
+        default=VAL_FRACTION,
+        help=f"share of training data held out for validation (default {VAL_FRACTION})",
     )
     p.add_argument(
         "--cpus-per-trial", type=float, default=1.0, help="CPU cores each trial holds on Ray"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.core.errors import UsageError
+from workers.trial import VAL_FRACTION
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -45,7 +46,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--augment", default=None, help="override the augmentation strength in [0, 1]")
     p.add_argument(
-        "--val-fraction", default="0.1", help="validation share of the training data (default 0.1)"
+        "--val-fraction",
+        default=str(VAL_FRACTION),
+        help=f"validation share of the training data (default {VAL_FRACTION})",
     )
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda[:N]")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")

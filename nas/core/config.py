@@ -19,13 +19,14 @@ from typing import Any
 from nas.core.budget import Budget
 from nas.core.credentials import is_masked, mask_url, register, unmask
 from nas.core.errors import UsageError
+from workers.trial import LATENCY_MS_B1, MACS, PARAMS, VAL_ACC, VAL_FRACTION
 
 # objective name -> (metric reported by the trainable, direction)
 OBJECTIVES: dict[str, tuple[str, str]] = {
-    "accuracy": ("val_acc", "max"),
-    "params": ("params", "min"),
-    "macs": ("macs", "min"),
-    "latency": ("latency_ms_b1", "min"),
+    "accuracy": (VAL_ACC, "max"),
+    "params": (PARAMS, "min"),
+    "macs": (MACS, "min"),
+    "latency": (LATENCY_MS_B1, "min"),
 }
 SAMPLERS = ("tpe", "random", "cmaes", "nsga2", "qmc")
 SCHEDULERS = ("asha", "hyperband", "none")
@@ -138,7 +139,7 @@ class SearchConfig:
     tracking_uri: str = field(default="", repr=False)
     ray_address: str | None = None
     checkpoint_uri: str | None = None  # where Ray keeps trial checkpoints (every node reaches it)
-    val_fraction: float = 0.1
+    val_fraction: float = VAL_FRACTION
     folds: int | None = (
         None  # k-fold evaluation: None decides from the data size (nas.driver.plan.folds_for)
     )

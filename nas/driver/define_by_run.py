@@ -14,6 +14,7 @@ from typing import Any
 import search_spaces
 from nas.core.config import DataInfo, SearchConfig
 from nas.driver.plan import Plan
+from workers.trial import DatasetRef, TrialConfig
 
 
 def config_key(spec_id: str, train: dict[str, Any]) -> str:
@@ -77,24 +78,20 @@ class DefineByRun:
             ("train", train),
         ):
             trial.set_user_attr(name, value)
-        return {
-            "spec": spec,
-            "train": train,
-            "spec_id": sid,
-            "config_key": key,
-            "cost": {"params": params, "macs": macs},
-            "rejected": rejected,
-            "dataset": {
-                "name": data.name,
-                "data_dir": data.data_dir,
-                "val_fraction": cfg.val_fraction,
-                "seed": cfg.seed,
-            },
-            "max_samples": self.plan.max_samples,
-            "report_at": list(self.plan.report_at),
-            "folds": self.plan.folds,
-            "seed": cfg.seed,
-            "threads": max(1, int(cfg.cpus_per_trial)),
-            "trial_number": trial.number,
-            "warm_start": trial.user_attrs.get("warm_start"),
-        }
+        return TrialConfig(
+            spec=spec,
+            train=train,
+            spec_id=sid,
+            config_key=key,
+            params=params,
+            macs=macs,
+            rejected=rejected,
+            dataset=DatasetRef(data.name, data.data_dir, cfg.val_fraction, cfg.seed),
+            max_samples=self.plan.max_samples,
+            report_at=tuple(self.plan.report_at),
+            folds=self.plan.folds,
+            seed=cfg.seed,
+            threads=max(1, int(cfg.cpus_per_trial)),
+            trial_number=trial.number,
+            warm_start=trial.user_attrs.get("warm_start"),
+        ).to_dict()

@@ -23,6 +23,7 @@ from nas.study.events import (
     TrialStarted,
 )
 from nas.study.status_table import classify
+from workers.trial import TrialConfig
 
 _ACTIVE: dict[str, SearchState] = {}
 
@@ -50,7 +51,7 @@ def _live(study: str, trial: Any) -> SearchState | None:
 
 def trial_number(trial: Any) -> int:
     """The Optuna trial number a Ray trial carries in its config."""
-    return int(trial.config["trial_number"])
+    return TrialConfig.from_dict(trial.config).trial_number
 
 
 class EventCallback(Callback):
@@ -62,7 +63,11 @@ class EventCallback(Callback):
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         state = _live(self.study, trial)
         if state is not None:
-            state.emit(TrialStarted(trial_number(trial), trial.config, trial.trial_id))
+            state.emit(
+                TrialStarted(
+                    trial_number(trial), TrialConfig.from_dict(trial.config), trial.trial_id
+                )
+            )
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict[str, Any], **info: Any

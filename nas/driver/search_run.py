@@ -42,6 +42,7 @@ from nas.study.storage import open_study, unavailable
 from nas.tracking.spool import unreachable
 from nas.tracking.tracker import SearchTracker
 from workers.trainable import train_trial
+from workers.trial import SAMPLES, VAL_ACC
 
 logger = logging.getLogger(__name__)
 #: Events MLflow could not take while its server was away (:mod:`nas.tracking.spool`).
@@ -103,18 +104,18 @@ def make_scheduler(cfg: SearchConfig, plan: Plan) -> Any:
 
     if cfg.scheduler == "asha":
         return ASHAScheduler(
-            metric="val_acc",
+            metric=VAL_ACC,
             mode="max",
-            time_attr="samples",
+            time_attr=SAMPLES,
             max_t=plan.max_samples,
             grace_period=plan.grace_samples,
             reduction_factor=plan.eta,
         )
     if cfg.scheduler == "hyperband":
         return HyperBandScheduler(
-            metric="val_acc",
+            metric=VAL_ACC,
             mode="max",
-            time_attr="samples",
+            time_attr=SAMPLES,
             max_t=plan.max_samples,
             reduction_factor=plan.eta,
         )

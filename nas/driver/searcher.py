@@ -37,6 +37,19 @@ from nas.study.events import (
     TrialReused,
 )
 from nas.study.status_table import TrialStatus, classify, row
+from workers.trial import (
+    EPOCH,
+    FOLDS,
+    LATENCY_MS_B1,
+    LATENCY_MS_B64,
+    MACS,
+    PARAMS,
+    SAMPLES,
+    STATUS,
+    VAL_ACC,
+    VAL_ACC_STD,
+    TrialConfig,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +60,8 @@ STATE_VERSION = 1
 #: study, its storage (whose URL may hold a password) or the sampler.
 _LIVE_HANDLES = ("study", "storage", "define_by_run", "trials")
 #: User attributes copied from the result a trial ends with (result key -> attribute).
-RESULT_ATTRS = {"samples": "samples", "epoch": "epochs", "val_acc": "val_acc",
-                "val_acc_std": "val_acc_std", "folds": "folds",
-                "latency_ms_b1": "latency_ms_b1", "latency_ms_b64": "latency_ms_b64"}  # fmt: skip
+RESULT_ATTRS = {SAMPLES: SAMPLES, EPOCH: "epochs", VAL_ACC: VAL_ACC, VAL_ACC_STD: VAL_ACC_STD,
+                FOLDS: FOLDS, LATENCY_MS_B1: LATENCY_MS_B1, LATENCY_MS_B64: LATENCY_MS_B64}  # fmt: skip
 
 
 class NasSearcher(Searcher):
@@ -93,17 +105,18 @@ class NasSearcher(Searcher):
         for _ in range(MAX_REJECTIONS_PER_SUGGEST):
             trial = self.study.ask()
             config = self.define_by_run(trial)
-            if config.get("rejected"):
-                self._end_early(trial, TrialStatus.REJECTED, config["rejected"])
-                self._emit(TrialRejected(trial.number, config, config["rejected"]))
+            typed = TrialConfig.from_dict(config)
+            if typed.rejected:
+                self._end_early(trial, TrialStatus.REJECTED, typed.rejected)
+                self._emit(TrialRejected(trial.number, typed, typed.rejected))
                 continue
-            earlier = self._find_evaluated(config["config_key"], exclude=trial.number)
+            earlier = self._find_evaluated(typed.config_key, exclude=trial.number)
             if earlier is not None:
-                self._reuse(trial, config, earlier)
+                self._reuse(trial, typed, earlier)
                 continue
             self.trials[trial_id] = trial
             self.configs[trial_id] = config
-            self._register(trial, config)
+            self._register(trial, typed)
             return config
         reason = (
             f"{MAX_REJECTIONS_PER_SUGGEST} samples in a row were rejected (over --max-params / "
@@ -129,7 +142,7 @@ class NasSearcher(Searcher):
         return None
 
     def _reuse(
-        self, trial: optuna.Trial, config: dict[str, Any], earlier: optuna.trial.FrozenTrial
+        self, trial: optuna.Trial, config: TrialConfig, earlier: optuna.trial.FrozenTrial
     ) -> None:
         for key in RESULT_ATTRS.values():
             if key in earlier.user_attrs:
@@ -163,7 +176,7 @@ class NasSearcher(Searcher):
         if state is not None:
             state.emit(event)
 
-    def _register(self, trial: optuna.Trial, config: dict[str, Any]) -> None:
+    def _register(self, trial: optuna.Trial, config: TrialConfig) -> None:
         state = self._state()
         if state is not None:
             state.open_trials[trial.number] = trial
@@ -178,10 +191,10 @@ class NasSearcher(Searcher):
 
     def _report(self, trial_id: str, trial: optuna.Trial, result: dict[str, Any]) -> None:
         """Report a training result as an intermediate value at its fidelity (samples)."""
-        status = TrialStatus.parse(result.get("status"))
+        status = TrialStatus.parse(result.get(STATUS))
         if len(self.metrics) > 1 or self.metric not in result:
             return
-        step = int(result.get("samples", 0))
+        step = int(result.get(SAMPLES, 0))
         if status in (TrialStatus.RUNNING, TrialStatus.COMPLETED) and step > self.reported.get(
             trial_id, 0
         ):
@@ -316,7 +329,7 @@ def close_open_trials(state: SearchState, study: optuna.Study) -> None:
     that as ``driver_lost``."""
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         trial = state.open_trials.pop(frozen.number, None)
-        config = state.open_configs.pop(frozen.number, {})
+        config = state.open_configs.pop(frozen.number, None) or _config_of(frozen)
         if trial is None:
             reason = "its driver stopped (killed, or a full disk) before Ray saved the trial"
             study.tell(frozen.number, state=TrialState.FAIL)
@@ -330,8 +343,8 @@ def close_open_trials(state: SearchState, study: optuna.Study) -> None:
         trial.set_user_attr("reason", reason)
         if frozen.intermediate_values:
             last = max(frozen.intermediate_values)
-            trial.set_user_attr("samples", last)
-            trial.set_user_attr("val_acc", frozen.intermediate_values[last])
+            trial.set_user_attr(SAMPLES, last)
+            trial.set_user_attr(VAL_ACC, frozen.intermediate_values[last])
         study.tell(trial, state=TrialState.PRUNED)
         if started:  # Ray stops running trials at the end without calling back
             state.emit(TrialEnded(frozen.number, TrialStatus.STOPPED, reason))
@@ -339,14 +352,16 @@ def close_open_trials(state: SearchState, study: optuna.Study) -> None:
             state.emit(TrialCancelled(frozen.number, config, reason))
 
 
-def _config_of(frozen: optuna.trial.FrozenTrial) -> dict[str, Any]:
+def _config_of(frozen: optuna.trial.FrozenTrial) -> TrialConfig:
     """What MLflow records of a trial's config, from the user attributes the sampler set
     (:mod:`nas.driver.define_by_run`): for a trial whose driver died before Ray kept its config."""
     attrs = frozen.user_attrs
-    return {
-        "spec": attrs.get("spec", {}),
-        "train": attrs.get("train", {}),
-        "spec_id": attrs.get("spec_id", ""),
-        "cost": {"params": attrs.get("params", 0), "macs": attrs.get("macs", 0)},
-        "warm_start": attrs.get("warm_start"),
-    }
+    return TrialConfig(
+        spec=attrs.get("spec", {}),
+        train=attrs.get("train", {}),
+        spec_id=attrs.get("spec_id", ""),
+        params=int(attrs.get(PARAMS, 0)),
+        macs=int(attrs.get(MACS, 0)),
+        warm_start=attrs.get("warm_start"),
+        trial_number=frozen.number,
+    )

@@ -30,6 +30,7 @@ from nas.study.records import TrialRecord, handover_record, load_study, trial_re
 from nas.tracking import store as mlflow_store
 from nas.tracking.tracker import flatten, log_params
 from workers.checkpoint import RETRAIN_KIND, RETRAIN_VERSION
+from workers.trial import LATENCY_MS_B1
 
 
 @dataclass
@@ -153,7 +154,7 @@ def retrain(
         run_id=run_id,
         params=int(cost.params),
         macs=int(cost.macs),
-        latency_ms_b1=latency.get("latency_ms_b1"),
+        latency_ms_b1=latency.get(LATENCY_MS_B1),
         train_images_per_s=float(result.train_images_per_s),
     )
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from nas.core.budget import Budget
 from nas.study.status_table import TrialStatus, row
+from workers.trial import PARAMS, STATUS, VAL_ACC, TrialConfig
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class TrialStarted:
     """A worker started (or resumed) training the trial."""
 
     number: int
-    config: dict[str, Any]
+    config: TrialConfig
     ray_trial_id: str | None = None
 
 
@@ -64,7 +65,7 @@ class TrialReused:
     ``status`` is ``reused``, or ``pruned`` when the earlier trial was pruned."""
 
     number: int
-    config: dict[str, Any]
+    config: TrialConfig
     earlier: int
     status: TrialStatus
     values: list[float] | None
@@ -76,7 +77,7 @@ class TrialNeverRan:
     """A trial that ended without reaching a worker, with its status and reason."""
 
     number: int
-    config: dict[str, Any]
+    config: TrialConfig
     reason: str
     status: TrialStatus
 
@@ -134,7 +135,7 @@ class SearchState:
 
     budget: Budget
     devices_per_trial: float
-    metric: str = "val_acc"
+    metric: str = VAL_ACC
     chance: float = 0.0  # a completed trial at or below this accuracy is diverged
     spent_before: float = 0.0
     started: float | None = None
@@ -150,7 +151,7 @@ class SearchState:
     gave_up: str | None = None  # why the searcher stopped proposing trials, if it did
     budget_spent: threading.Event = field(default_factory=threading.Event)
     open_trials: dict[int, Any] = field(default_factory=dict)  # number -> optuna.Trial
-    open_configs: dict[int, dict[str, Any]] = field(default_factory=dict)  # number -> config
+    open_configs: dict[int, TrialConfig] = field(default_factory=dict)  # number -> config
     started_numbers: set[int] = field(default_factory=set)
     #: Ray trial ids restored from a checkpoint older than the study: their Optuna trial
     #: ended under an earlier driver, so Ray stops them and no event is emitted for them.
@@ -185,16 +186,15 @@ class SearchState:
             column = row(event.status).column
             self.counts[column] = self.counts.get(column, 0) + 1
             if isinstance(event, TrialReused) and event.values:
-                cost = event.config.get("cost") or {}
-                self._improve(event.values[0], event.number, cost.get("params"))
+                self._improve(event.values[0], event.number, event.config.params)
         elif isinstance(event, Progress):
             self.running = event.running
 
     def _apply_result(self, number: int, result: dict[str, Any]) -> None:
         if "time_this_iter_s" in result:
             self.device_seconds += float(result["time_this_iter_s"]) * self.devices_per_trial
-        if TrialStatus.parse(result.get("status")) in (TrialStatus.RUNNING, TrialStatus.COMPLETED):
-            self._improve(result.get(self.metric), number, result.get("params"))
+        if TrialStatus.parse(result.get(STATUS)) in (TrialStatus.RUNNING, TrialStatus.COMPLETED):
+            self._improve(result.get(self.metric), number, result.get(PARAMS))
 
     def _improve(self, value: Any, number: int, params: Any) -> None:
         if isinstance(value, int | float) and math.isfinite(value):

@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 from nas.core.credentials import mask_url
 from nas.core.errors import UsageError
 from nas.study.status_table import TrialStatus, row
+from workers.trial import LATENCY_MS_B1, SAMPLES, VAL_ACC, VAL_ACC_STD
 
 
 @dataclass
@@ -91,7 +92,7 @@ def _record(t: optuna.trial.FrozenTrial) -> TrialRecord:
     values = list(t.values) if t.values else None
     value = values[0] if values else None
     if value is None and t.state == TrialState.PRUNED:  # its last report, at the fidelity reached
-        value = a.get("val_acc")
+        value = a.get(VAL_ACC)
         if value is None and t.intermediate_values:
             value = t.intermediate_values[max(t.intermediate_values)]
     status = stored_status(t)
@@ -103,12 +104,12 @@ def _record(t: optuna.trial.FrozenTrial) -> TrialRecord:
         values=values,
         params=a.get("params"),
         macs=a.get("macs"),
-        samples=a.get("samples"),
+        samples=a.get(SAMPLES),
         epochs=a.get("epochs"),
         spec_id=a.get("spec_id"),
         reason=a.get("reason"),
-        val_acc_std=a.get("val_acc_std"),
-        latency_ms_b1=a.get("latency_ms_b1"),
+        val_acc_std=a.get(VAL_ACC_STD),
+        latency_ms_b1=a.get(LATENCY_MS_B1),
         spec=a.get("spec"),
         train=a.get("train"),
     )

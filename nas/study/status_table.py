@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workers.status import TrialStatus
+from workers.trial import STATUS, VAL_ACC
 
 __all__ = [
     "TrialStatus",
@@ -87,14 +88,14 @@ def classify(
     if error:
         return S.FAILED, "the trial raised an error (see the Ray logs of the trial)"
     result = result or {}
-    reported = TrialStatus.parse(result.get("status"))
+    reported = TrialStatus.parse(result.get(STATUS))
     if reported in ENGINE_FAILURES or reported == S.FAILED:  # FAILED: the worker's own error
         return reported, str(result.get("reason") or reported.value)
-    if "val_acc" not in result:
+    if VAL_ACC not in result:
         return S.STOPPED, "no report before it ended"
     if reported == S.COMPLETED:
-        if float(result["val_acc"]) <= chance:
-            return S.DIVERGED, f"val_acc {float(result['val_acc']):.4f} is no better than chance"
+        if float(result[VAL_ACC]) <= chance:
+            return S.DIVERGED, f"{VAL_ACC} {float(result[VAL_ACC]):.4f} is no better than chance"
         return S.COMPLETED, None
     if budget_spent:
         return S.STOPPED, budget_spent if isinstance(budget_spent, str) else "the budget ran out"

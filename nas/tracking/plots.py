@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from workers.trial import VAL_ACC
+
 logger = logging.getLogger(__name__)
 
 ARTIFACT_DIR = "plots"
@@ -30,7 +32,7 @@ DEFAULT_INTERVAL_S = 60.0
 def _plotters(multi_objective: bool) -> dict[str, Callable[..., Any]]:
     from optuna.visualization import matplotlib as ovm
 
-    target = {"target": lambda t: t.values[0], "target_name": "val_acc"} if multi_objective else {}
+    target = {"target": lambda t: t.values[0], "target_name": VAL_ACC} if multi_objective else {}
     plots: dict[str, Callable[..., Any]] = {
         "optimization_history": lambda s: ovm.plot_optimization_history(s, **target),
         "param_importances": lambda s: ovm.plot_param_importances(s, **target),

@@ -11,6 +11,7 @@ from typing import Any
 
 from nas.study.records import format_count
 from nas.study.status_table import TrialStatus
+from workers.trial import SAMPLES, VAL_ACC, TrialConfig
 
 #: The training settings shown as params (the rest are in ``spec.json`` / the config).
 TRAIN_PARAMS = ("optimizer", "lr", "batch_size", "weight_decay", "schedule", "augment")
@@ -49,12 +50,12 @@ def arch_params(spec: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def trial_params(config: dict[str, Any]) -> dict[str, str]:
+def trial_params(config: TrialConfig) -> dict[str, str]:
     """The few params of a trial run: the architecture summary, the recipe, the spec id."""
-    train = config.get("train") or {}
-    values = arch_params(config.get("spec") or {})
+    train = config.train
+    values = arch_params(config.spec)
     values.update({f"train.{k}": _text(train[k]) for k in TRAIN_PARAMS if k in train})
-    values["spec_id"] = str(config.get("spec_id", ""))
+    values["spec_id"] = config.spec_id
     return values
 
 
@@ -67,9 +68,9 @@ def description(status: TrialStatus, result: dict[str, Any], reason: str | None)
     column): the status, how far it trained and its accuracy there, and why it ended unless
     the scheduler pruned it (which the status says)."""
     text = status.value
-    if result.get("samples"):
-        text += f" after {format_count(int(result['samples']))} samples"
-    acc = result.get("val_acc")
+    if result.get(SAMPLES):
+        text += f" after {format_count(int(result[SAMPLES]))} samples"
+    acc = result.get(VAL_ACC)
     if isinstance(acc, int | float) and acc == acc:
         text += f", val_acc {acc:.4f}"
     return f"{text}: {reason}" if reason and status != TrialStatus.PRUNED else text

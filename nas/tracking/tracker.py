@@ -9,7 +9,7 @@ Tags: ``nas.role`` (search | trial | retrain), ``nas.study``, ``nas.trial`` (Opt
 number), ``nas.ray_trial_id``, ``nas.node`` / ``nas.host`` (the IP and host name of the Ray
 node that ran it last),
 ``nas.note`` (what the worker had to say, e.g. a refused checkpoint), ``nas.recoveries`` (times its worker died and Ray resumed it from its checkpoint),
-``nas.study.status_table`` (the status table, :mod:`nas.study.status_table`),
+``nas.status`` (the status table, :mod:`nas.study.status_table`),
 ``nas.reason``, ``nas.spec_id``, ``nas.best`` (on the best trial); ``mlflow.parentRunId``
 nests the trials under the search run, ``mlflow.note.content`` is a run's one-line
 description. The search run carries ``nas.budget`` (updated by ``--resume``; params cannot
@@ -57,6 +57,24 @@ from nas.tracking import view as mlflow_view
 from nas.tracking.plots import PlotRefresher
 from nas.tracking.run_summary import dataset_entity, description, trial_params
 from nas.tracking.spool import Spool
+from workers.trial import (
+    EPOCH,
+    FOLDS,
+    IMAGES_PER_S,
+    LATENCY_MS_B1,
+    LATENCY_MS_B64,
+    LR,
+    MACS,
+    PARAMS,
+    PEAK_MEMORY_MB,
+    SAMPLES,
+    STATUS,
+    TRAIN_LOSS,
+    VAL_ACC,
+    VAL_ACC_STD,
+    VAL_LOSS,
+    TrialConfig,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +193,7 @@ class SearchTracker:
     def _(self, event: TrialReused) -> None:
         self.trial_run(event.number, event.config)
         if event.values:
-            self.log_epoch(event.number, {"val_acc": event.values[0]})
+            self.log_epoch(event.number, {VAL_ACC: event.values[0]})
         self.end_trial(event.number, event.status, event.reason)
 
     @record.register
@@ -325,16 +343,14 @@ class SearchTracker:
             if "nas.trial" in r.data.tags:
                 self._trial_runs[int(r.data.tags["nas.trial"])] = r.info.run_id
 
-    def trial_run(
-        self, number: int, config: dict[str, Any], ray_trial_id: str | None = None
-    ) -> str:
+    def trial_run(self, number: int, config: TrialConfig, ray_trial_id: str | None = None) -> str:
         """The run of Optuna trial ``number``; created with its params on first use."""
         if number in self._trial_runs:
             run_id = self._trial_runs[number]
             self.client.update_run(run_id, status="RUNNING")
             self.client.set_tag(run_id, "nas.status", TrialStatus.RUNNING.value)
             if number not in self._last_step:  # reopened by a later driver
-                history = self.client.get_metric_history(run_id, "val_acc")
+                history = self.client.get_metric_history(run_id, VAL_ACC)
                 self._last_step[number] = max((m.step for m in history), default=-1)
             return run_id
         tags = {
@@ -342,24 +358,22 @@ class SearchTracker:
             "nas.role": "trial",
             "nas.study": self.study,
             "nas.trial": str(number),
-            "nas.spec_id": str(config.get("spec_id", "")),
+            "nas.spec_id": config.spec_id,
             "nas.status": TrialStatus.RUNNING.value,
         }
         if ray_trial_id:
             tags["nas.ray_trial_id"] = ray_trial_id
-        if config.get("warm_start"):
-            tags["nas.driver.warm_start"] = str(config["warm_start"])
+        if config.warm_start:
+            tags["nas.warm_start"] = config.warm_start
         run = self.client.create_run(self.experiment_id, run_name=f"trial-{number:04d}", tags=tags)
         run_id = run.info.run_id
         self._trial_runs[number] = run_id
-        cost = config.get("cost") or {}
         constants = [
-            Metric(k, float(cost[k]), _now_ms(), 0)
-            for k in ("params", "macs")
-            if isinstance(cost.get(k), int | float)
+            Metric(PARAMS, float(config.params), _now_ms(), 0),
+            Metric(MACS, float(config.macs), _now_ms(), 0),
         ]
         log_params(self.client, run_id, trial_params(config), constants)
-        spec = config.get("spec") or {}
+        spec = config.spec
         self.client.log_dict(run_id, spec, "spec.json")
         if spec and self._num_classes:
             self.client.log_text(run_id, _arch_summary(spec, self._num_classes), "arch_summary.txt")
@@ -375,11 +389,14 @@ class SearchTracker:
         if run_id is None:
             return
         self._keep_result(number, result)
-        step = int(result.get("samples", result.get("training_iteration", 0)))
+        step = int(result.get(SAMPLES, result.get("training_iteration", 0)))
         now = _now_ms()
         # A trial Ray retried from an earlier checkpoint (or from the start) reports points
         # it reported before: each step is logged once, the first time.
-        fresh = step > self._last_step.get(number, -1) or result.get("status") != "running"
+        fresh = (
+            step > self._last_step.get(number, -1)
+            or result.get(STATUS) != TrialStatus.RUNNING.value
+        )
         metrics = [
             Metric(k, float(v), now, step)
             for k, v in result.items()
@@ -398,10 +415,10 @@ class SearchTracker:
 
     def _keep_result(self, number: int, result: dict[str, Any]) -> None:
         kept = self._last_result.setdefault(number, {})
-        peak = max(float(result.get("peak_memory_mb") or 0.0), kept.get("peak_memory_mb", 0.0))
+        peak = max(float(result.get(PEAK_MEMORY_MB) or 0.0), kept.get(PEAK_MEMORY_MB, 0.0))
         kept.update({k: v for k, v in result.items() if isinstance(v, int | float | str)})
         if peak:
-            kept["peak_memory_mb"] = peak
+            kept[PEAK_MEMORY_MB] = peak
 
     def end_trial(
         self,
@@ -438,7 +455,7 @@ class SearchTracker:
         ]
         self.client.log_batch(run_id, metrics=final, tags=tags)
         self.client.set_terminated(run_id, status=row(status).mlflow)
-        self._trial_ended(number, status, result.get("val_acc"))
+        self._trial_ended(number, status, result.get(VAL_ACC))
 
     def _trial_ended(self, number: int, status: TrialStatus, value: Any) -> None:
         """The search run's optimisation history: ``best_val_acc`` after every trial."""
@@ -477,9 +494,15 @@ class SearchTracker:
             if run is not None and run.data.tags.get("nas.status") == status.value:
                 continue
             if run is None:
-                cost = {"params": record.params or 0, "macs": record.macs or 0}
-                config = {"spec": record.spec or {}, "train": record.train or {}}
-                self.trial_run(record.trial, config | {"spec_id": record.spec_id, "cost": cost})
+                config = TrialConfig(
+                    spec=record.spec or {},
+                    train=record.train or {},
+                    spec_id=record.spec_id or "",
+                    params=record.params or 0,
+                    macs=record.macs or 0,
+                    trial_number=record.trial,
+                )
+                self.trial_run(record.trial, config)
             self.end_trial(record.trial, status, record.reason)
             changed += 1
         return changed
@@ -499,15 +522,15 @@ class SearchTracker:
 _TEXT_ARTIFACTS = {"traceback": "traceback.txt", "log_tail": "worker_log_tail.txt"}
 
 #: Logged at every report, at its step (training samples seen).
-STEP_METRICS = frozenset({"val_acc", "val_loss", "train_loss", "lr", "val_acc_std", "images_per_s"})
+STEP_METRICS = frozenset({VAL_ACC, VAL_LOSS, TRAIN_LOSS, LR, VAL_ACC_STD, IMAGES_PER_S})
 #: Logged once when a trial ends, from its last report: report key -> metric name.
 FINAL_METRICS = {
-    "samples": "samples",
-    "epoch": "epochs",
-    "folds": "folds",  # val_acc is the mean over this many folds (small data)
-    "latency_ms_b1": "latency_ms_b1",
-    "latency_ms_b64": "latency_ms_b64",
-    "peak_memory_mb": "peak_memory_mb",
+    SAMPLES: SAMPLES,
+    EPOCH: "epochs",
+    FOLDS: FOLDS,  # val_acc is the mean over this many folds (small data)
+    LATENCY_MS_B1: LATENCY_MS_B1,
+    LATENCY_MS_B64: LATENCY_MS_B64,
+    PEAK_MEMORY_MB: PEAK_MEMORY_MB,
 }
 
 

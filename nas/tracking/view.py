@@ -19,6 +19,8 @@ import time
 from typing import Any
 from urllib.parse import quote
 
+from workers.trial import LATENCY_MS_B1, MACS, PARAMS, PEAK_MEMORY_MB, SAMPLES, VAL_ACC
+
 #: The share key of the trials view (one per experiment, rewritten by every run).
 VIEW_KEY = "nas-trials"
 VIEW_TAG_PREFIX = "mlflow.sharedViewState."
@@ -40,12 +42,12 @@ def _tag(key: str) -> str:
 #: The runs table's columns, left to right: the result, the cost, how far and why it ended,
 #: the architecture and recipe in a few words, where it ran.
 COLUMNS = [
-    _metric("val_acc"),
+    _metric(VAL_ACC),
     _metric("best_val_acc"),
-    _metric("params"),
-    _metric("macs"),
-    _metric("latency_ms_b1"),
-    _metric("samples"),
+    _metric(PARAMS),
+    _metric(MACS),
+    _metric(LATENCY_MS_B1),
+    _metric(SAMPLES),
     _metric("epochs"),
     _tag("nas.status"),
     "attributes.`Description`",
@@ -55,7 +57,7 @@ COLUMNS = [
     _param("train.optimizer"),
     _param("train.lr"),
     _param("train.batch_size"),
-    _metric("peak_memory_mb"),
+    _metric(PEAK_MEMORY_MB),
     _tag("nas.host"),
     _tag("nas.node"),
     "attributes.`Dataset`",
@@ -67,7 +69,7 @@ def view_state() -> dict[str, Any]:
     key columns in :data:`COLUMNS` order."""
     return {
         "searchFilter": "",
-        "orderByKey": _metric("val_acc"),
+        "orderByKey": _metric(VAL_ACC),
         "orderByAsc": False,
         "startTime": "ALL",
         "lifecycleFilter": "Active",

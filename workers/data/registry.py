@@ -11,6 +11,7 @@ import torch
 
 from workers.data import cifar, digits, folder, idx, npz, ts
 from workers.data.base import DataError, Dataset
+from workers.trial import VAL_FRACTION
 
 # name -> (loader(path_or_None, val_fraction, seed, **opts), needs a data folder)
 _NAMED: dict[str, tuple[Callable[..., Dataset], bool]] = {
@@ -82,7 +83,7 @@ def load_dataset(
     name_or_path: str | os.PathLike,
     data_dir: str | os.PathLike | None = None,
     *,
-    val_fraction: float = 0.1,
+    val_fraction: float = VAL_FRACTION,
     seed: int = 0,
     resize: int | tuple[int, int] | None = None,
 ) -> Dataset:
@@ -112,7 +113,7 @@ def get_dataset(
     name_or_path: str | os.PathLike,
     data_dir: str | os.PathLike | None = None,
     *,
-    val_fraction: float = 0.1,
+    val_fraction: float = VAL_FRACTION,
     seed: int = 0,
     device: str | torch.device = "cpu",
     resize: int | tuple[int, int] | None = None,

@@ -1,0 +1,67 @@
+"""The trial contract (workers/trial.py) is what docs/INTERFACES.md says, and it survives
+Ray's dicts both ways."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from workers.trial import (
+    VAL_ACC,
+    DatasetRef,
+    TrialConfig,
+    TrialReport,
+    config_keys,
+    report_keys,
+)
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "INTERFACES.md"
+
+
+def _documented(heading: str) -> list[str]:
+    text = DOC.read_text()
+    section = text[text.index(heading) :]
+    section = section[: section.find("\n#", 1) if "\n#" in section[1:] else len(section)]
+    return sorted(re.findall(r"^\| `(\w+)` \|", section, re.M))
+
+
+def test_documented_config_keys_are_the_codes():
+    assert _documented("### Trial config") == config_keys()
+
+
+def test_documented_report_keys_are_the_codes():
+    assert _documented("### Trial report") == report_keys()
+
+
+def test_config_round_trips_through_ray_dict():
+    config = TrialConfig(
+        spec={"version": 1},
+        train={"lr": 0.1},
+        max_samples=4096,
+        report_at=(1024, 4096),
+        dataset=DatasetRef("digits", None, 0.2, 3),
+        params=12,
+        macs=34,
+        trial_number=7,
+        warm_start="plain_cnn",
+    )
+    d = config.to_dict()
+    assert sorted(d) == config_keys()
+    assert d["cost"] == {"params": 12, "macs": 34} and d["report_at"] == [1024, 4096]
+    assert TrialConfig.from_dict(d) == config
+
+
+def test_unknown_config_key_is_named():
+    with pytest.raises(ValueError, match="unknown keys \\['bogus'\\]"):
+        TrialConfig.from_dict({"spec": {}, "train": {}, "max_samples": 1, "bogus": 1})
+
+
+def test_report_keeps_what_ray_adds_apart():
+    report = TrialReport(samples=1024, val_acc=0.5, status="running", lr=0.1)
+    d = report.to_dict()
+    assert d == {"samples": 1024, "val_acc": 0.5, "status": "running", "lr": 0.1}
+    back = TrialReport.from_dict({**d, "training_iteration": 3, "time_this_iter_s": 0.2})
+    assert back.extra == {"training_iteration": 3, "time_this_iter_s": 0.2}
+    assert back.to_dict() == d and d[VAL_ACC] == 0.5
