@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from workers.augment import Augmenter, cutout, random_crop
-from workers.data.base import make_dataset
+from workers.data.dataset import make_dataset
 
 
 def dataset(shape, dtype=np.uint8, n=16):

@@ -31,7 +31,9 @@ def test_declared_defaults_are_the_built_ones(name):
     options = getattr(cls, "OPTIONS", {})
     missing = sorted(k for k in options if k not in defaults)
     assert not missing, f"{name}: options without a keyword default: {missing}"
-    wrong = {k: (opt.default, defaults[k]) for k, opt in options.items() if defaults[k] != opt.default}
+    wrong = {
+        k: (opt.default, defaults[k]) for k, opt in options.items() if defaults[k] != opt.default
+    }
     assert not wrong, f"{name}: declared vs built: {wrong}"
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from workers.data import DataError, get_dataset, list_datasets, load_dataset
-from workers.data.base import stratified_split
+from workers.data.dataset import stratified_split
 
 
 def write_idx(

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import workers
-from workers.data.base import Dataset
+from workers.data.dataset import Dataset
 from workers.engine import loop, retry_smaller_on_oom, train, train_folds
 from workers.settings import TrainSettings
 from workers.status import TrialStatus

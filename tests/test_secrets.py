@@ -27,7 +27,7 @@ from nas.driver.ray_adapters import activate
 from nas.driver.searcher import NasSearcher
 from nas.study.events import SearchState
 from workers.data import load_dataset
-from workers.data.base import DataError
+from workers.data.dataset import DataError
 from workers.data.plain_pickle import UnsafePickleError, loads_plain
 
 PASSWORD = "pa55-w0rd-Zq"

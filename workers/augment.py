@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from search_spaces.scaling import scaled_size
-from workers.data.base import Dataset
+from workers.data.dataset import Dataset
 
 PCA_SAMPLE = 10_000  # images used to estimate the RGB covariance
 _INTERP = {1: "linear", 2: "bilinear", 3: "trilinear"}

@@ -8,6 +8,7 @@ import os
 import sys
 
 from nas.core.config import DEFAULT_NAME, DEFAULT_WORKDIR, SAMPLERS, SCHEDULERS
+from nas.driver.plan import DEFAULT_EPOCHS, DEFAULT_GRACE_EPOCHS, MAX_FOLDS, SMALL_DATA
 from workers.trial import VAL_FRACTION
 
 EPILOG = """budgets: 90s, 30m, 2h (wall clock) | 50trials | 4gpu-h, 2cpu-h (device hours)
@@ -70,13 +71,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--epochs",
         type=int,
         help="most epochs a trial trains, one report per epoch (default: planned from the "
-        "budget, the data size and a timed training step; 12 for a trial budget)",
+        f"budget, the data size and a timed training step; {DEFAULT_EPOCHS} for a trial budget)",
     )
     p.add_argument(
         "--grace-epochs",
         type=int,
         help="fewest epochs before a trial can be stopped (default: planned; with --epochs, "
-        "2 or --epochs if smaller)",
+        f"{DEFAULT_GRACE_EPOCHS} or --epochs if smaller)",
     )
     p.add_argument(
         "--warm-start",
@@ -91,7 +92,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="K",
         help="evaluate each trial as the mean of K stratified folds of training + validation "
-        "data, or 1 for one validation split (default: 5 folds below 2,000 samples, else 1)",
+        f"data, or 1 for one validation split (default: {MAX_FOLDS} folds below {SMALL_DATA:,} "
+        "samples, else 1)",
     )
     p.add_argument(
         "--val-fraction",

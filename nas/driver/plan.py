@@ -50,6 +50,8 @@ MIN_RUNG_SAMPLES = 1024  # the lowest rung trains at least this many samples (~3
 #: (:attr:`Plan.max_macs`). Fashion-MNIST, 10 minutes of 2 cores, ranked at 0.15 epochs:
 #: 91.34% test against 93.29% for a hand-written loop (benchmarks/README.md, peers).
 MIN_RANK_EPOCHS = 1.0
+DEFAULT_EPOCHS = 12  # the fidelity of trial budgets (no clock to plan against)
+DEFAULT_GRACE_EPOCHS = 2  # the lowest rung of a fixed plan
 UTILISATION = 0.85  # share of the workers' time that goes into training, not gaps
 TRIAL_OVERHEAD_S = 1.5  # per trial: Ray's spine, building and probing the model
 

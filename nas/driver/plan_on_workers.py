@@ -22,6 +22,8 @@ import ray
 import search_spaces
 from nas.core.config import SearchConfig
 from nas.driver.plan import (
+    DEFAULT_EPOCHS,
+    DEFAULT_GRACE_EPOCHS,
     MIN_RANK_EPOCHS,
     Plan,
     affordable_seconds_per_sample,
@@ -40,8 +42,6 @@ TYPICAL_DRAWS = 15  # samples of the space whose median (by MACs) is timed
 MIN_KEPT_SHARE = 0.2
 Draw = tuple[int, dict[str, Any], dict[str, Any]]  # (MACs, spec, training settings)
 _DRAWS: dict[tuple[Any, ...], list[Draw]] = {}
-DEFAULT_EPOCHS = 12  # the fidelity of trial budgets
-DEFAULT_GRACE_EPOCHS = 2
 CALIBRATION_TIMEOUT_S = 120.0
 
 

@@ -30,6 +30,7 @@ from nas.core.config import (
 from nas.core.credentials import mask_url, redact, register, unmask
 from nas.core.errors import UsageError
 from nas.core.progress import task
+from nas.driver.plan import DEFAULT_EPOCHS, DEFAULT_GRACE_EPOCHS
 
 _STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
 
@@ -269,9 +270,11 @@ def _fresh_settings(args: argparse.Namespace) -> tuple[Budget, dict[str, Any]]:
         )
     grace = args.grace_epochs
     if grace is None and args.epochs is not None:
-        grace = min(2, args.epochs)
+        grace = min(DEFAULT_GRACE_EPOCHS, args.epochs)
     elif grace is not None and args.epochs is None:
-        raise UsageError(f"--grace-epochs {grace}: give it with --epochs (e.g. --epochs 12)")
+        raise UsageError(
+            f"--grace-epochs {grace}: give it with --epochs (e.g. --epochs {DEFAULT_EPOCHS})"
+        )
     return parse_budget(args.budget), {
         "dataset": args.dataset,
         "data_dir": args.data_dir,

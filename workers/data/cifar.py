@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.data.base import DataError, Dataset, make_dataset, require_file
+from workers.data.dataset import DataError, Dataset, make_dataset, require_file
 from workers.data.plain_pickle import UnsafePickleError, load_plain
 
 SUBFOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}

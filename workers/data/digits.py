@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from workers.data.base import Dataset, make_dataset, stratified_split
+from workers.data.dataset import Dataset, make_dataset, stratified_split
 
 TEST_FRACTION = 0.2
 TEST_SEED = 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.data.base import DataError, Dataset, make_dataset, stratified_split
+from workers.data.dataset import DataError, Dataset, make_dataset, stratified_split
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 TEST_FRACTION = 0.2

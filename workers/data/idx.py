@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.data.base import DataError, Dataset, make_dataset
+from workers.data.dataset import DataError, Dataset, make_dataset
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049

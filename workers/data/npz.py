@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.data.base import DataError, Dataset, class_indices, make_dataset
+from workers.data.dataset import DataError, Dataset, class_indices, make_dataset
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 

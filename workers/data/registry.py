@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from workers.data import cifar, digits, folder, idx, npz, ts
-from workers.data.base import DataError, Dataset
+from workers.data.dataset import DataError, Dataset
 from workers.trial import VAL_FRACTION
 
 # name -> (loader(path_or_None, val_fraction, seed, **opts), needs a data folder)

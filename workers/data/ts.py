@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.data.base import DataError, Dataset, class_indices, make_dataset
+from workers.data.dataset import DataError, Dataset, class_indices, make_dataset
 
 
 def find_pair(folder: Path) -> tuple[Path, Path] | None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from workers.data.base import Dataset
+from workers.data.dataset import Dataset
 from workers.engine.loop import (
     OnEpoch,
     _free_memory,

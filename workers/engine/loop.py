@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from workers.augment import Augmenter
-from workers.data.base import Dataset
+from workers.data.dataset import Dataset
 from workers.engine.optim import Schedule, make_optimizer
 from workers.engine.results import EpochMetrics, TrainResult
 from workers.settings import TrainSettings
