@@ -25,6 +25,7 @@ from nas.study.events import (
 from nas.study.records import best_record, handover_record, trial_records
 from nas.study.status_table import TABLE, TrialStatus, classify, row
 from nas.tracking.tracker import SearchTracker
+from workers.trial import TrialConfig
 
 S = TrialStatus
 
@@ -83,6 +84,9 @@ def test_classify(result, error, spent, expected):
     assert (reason is None) == (expected is S.COMPLETED)
 
 
+EMPTY = TrialConfig(spec={}, train={})
+
+
 def _state(budget: str = "10trials") -> SearchState:
     return SearchState(parse_budget(budget), devices_per_trial=2.0)
 
@@ -91,12 +95,12 @@ def test_state_counts_best_and_device_budget():
     state = _state("1cpu-h")
     seen = []
     state.subscribe(seen.append)
-    state.emit(TrialStarted(0, {}))
+    state.emit(TrialStarted(0, EMPTY))
     state.emit(EpochReported(0, {"val_acc": 0.5, "status": "running", "time_this_iter_s": 10}))
     state.emit(EpochReported(0, {"val_acc": 0.9, "status": "diverged", "time_this_iter_s": 5}))
     state.emit(TrialEnded(0, S.DIVERGED, "nan"))
-    state.emit(TrialRejected(1, {}, "too big"))
-    state.emit(TrialReused(2, {}, 0, S.REUSED, [0.7], "same"))
+    state.emit(TrialRejected(1, EMPTY, "too big"))
+    state.emit(TrialReused(2, EMPTY, 0, S.REUSED, [0.7], "same"))
     state.emit(Progress(3))
     assert len(seen) == 7
     assert state.best == 0.7  # a diverged trial's report is not a best value
@@ -119,7 +123,7 @@ def test_tracker_records_events(tmp_path):
     tracker.start_search_run({"budget": "1m"}, resume=False)
     state = _state()
     state.subscribe(tracker.handle)
-    config = {"spec": {"stages": []}, "train": {"lr": 0.1}, "spec_id": "abc", "cost": {}}
+    config = TrialConfig(spec={"stages": []}, train={"lr": 0.1}, spec_id="abc")
     state.emit(TrialStarted(0, config, "ray0"))
     state.emit(EpochReported(0, {"epoch": 1, "val_acc": 0.5}))
     state.emit(TrialEnded(0, S.PRUNED, "by ASHA"))
@@ -144,6 +148,8 @@ class _Space:
         width = trial.suggest_categorical("width", [8, 16, 99])
         trial.set_user_attr("config_key", f"w{width}")
         return {
+            "spec": {},
+            "train": {},
             "config_key": f"w{width}",
             "rejected": "over --max-params" if width == 99 else None,
             "trial_number": trial.number,
@@ -214,7 +220,7 @@ def test_a_trial_handed_to_ray_but_never_started_is_recorded(searcher_and_state)
     assert record.status == "stopped" and "before a worker started it" in record.reason
     cancelled = [e for e in events if type(e).__name__ == "TrialCancelled"]
     assert [e.number for e in cancelled] == [config["trial_number"]]
-    assert cancelled[0].config["config_key"] == config["config_key"]
+    assert cancelled[0].config.config_key == config["config_key"]
     assert state.counts["stopped"] == 1
 
 

@@ -21,6 +21,7 @@ from nas.tracking import view as mlflow_view
 from nas.tracking.plots import render
 from nas.tracking.tracker import SearchTracker
 from search_spaces import load_zoo
+from workers.trial import TrialConfig
 
 S = TrialStatus
 DATA = DataInfo("digits", None, 2, 1, (8, 8), 10, train_size=1400, val_size=200)
@@ -35,11 +36,11 @@ def _tracker(tmp_path, config=CONFIG, resume=False) -> SearchTracker:
     return tracker
 
 
-def _config(width: int = 64) -> dict:
+def _config(width: int = 64) -> TrialConfig:
     spec = load_zoo("resnet18")
     spec["stages"][0]["out"] = width
     train = {"optimizer": "sgd", "lr": 0.1, "batch_size": 64, "momentum": 0.9, "nesterov": True}
-    return {"spec": spec, "train": train, "spec_id": f"id{width}", "cost": {"params": 1000 + width, "macs": 5000}}  # fmt: skip
+    return TrialConfig(spec=spec, train=train, spec_id=f"id{width}", params=1000 + width, macs=5000)
 
 
 def _report(samples: int, acc: float, status: str = "running", **extra) -> dict:

@@ -94,6 +94,7 @@ def test_a_failing_trial_carries_its_traceback_and_log_tail_to_mlflow(tmp_path, 
     from nas.driver.ray_adapters import _diagnostics
     from nas.tracking.tracker import SearchTracker
     from workers.trainable import train_trial
+    from workers.trial import TrialConfig
 
     spec = spec_2d()
     spec["input"] = {"dims": 2, "channels": 1, "size": [8, 8]}
@@ -121,7 +122,7 @@ def test_a_failing_trial_carries_its_traceback_and_log_tail_to_mlflow(tmp_path, 
 
     tracker = SearchTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "diag")
     tracker.start_search_run({}, resume=False)
-    run_id = tracker.trial_run(0, config)
+    run_id = tracker.trial_run(0, TrialConfig.from_dict(config))
     tracker.end_trial(0, TrialStatus.FAILED, metrics["reason"], _diagnostics(Finished, False))
     files = {a.path for a in tracker.client.list_artifacts(run_id)}
     assert {"traceback.txt", "worker_log_tail.txt"} <= files

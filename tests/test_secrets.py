@@ -147,7 +147,7 @@ class _Space:
     def __call__(self, trial: optuna.Trial) -> dict:
         width = trial.suggest_categorical("width", [8, 16])
         return {"config_key": f"w{width}", "rejected": None, "trial_number": trial.number,
-                "spec": {"width": width}}  # fmt: skip
+                "spec": {"width": width}, "train": {}}  # fmt: skip
 
 
 @pytest.fixture
