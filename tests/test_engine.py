@@ -80,6 +80,18 @@ def test_schedule_shapes(schedule):
     assert tail[schedule]
 
 
+@pytest.mark.parametrize("schedule", ["cosine", "onecycle"])
+def test_a_search_trial_is_at_its_peak_by_its_lowest_rung(schedule):
+    """A trial of 270 steps first ranked at step 10 (its lowest rung, 1/27 of the run) has
+    warmed up by step 5 and is near its peak at step 10, not a few percent up its warmup."""
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    s = TrainSettings(schedule=schedule, lr=1.0, warmup_epochs=1)
+    sched = Schedule(opt, s, steps_per_epoch=10, epochs=27, first_rank_step=10)
+    assert sched.warmup <= 5 and sched.factor(10) > 0.95
+    if schedule == "onecycle":  # without it: a quarter of the run warming up
+        assert Schedule(opt, s, steps_per_epoch=10, epochs=27).factor(10) < 0.5
+
+
 def test_same_seed_same_result(digits):
     a, b = run(digits, seed=3), run(digits, seed=3)
     assert a.val_loss == b.val_loss and a.history[0].train_loss == b.history[0].train_loss

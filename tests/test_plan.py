@@ -138,3 +138,23 @@ def test_a_macs_cap_round_trips_and_is_described():
     assert p.max_macs == 4_500_000 and "up to 4.5 M MACs" in p.describe()
     old = {k: v for k, v in plan().to_json().items() if k != "max_macs"}  # an older search.json
     assert Plan.from_json(old).max_macs is None and "MACs" not in Plan.from_json(old).describe()
+
+
+def test_the_lowest_rung_trains_enough_steps_at_the_largest_batch():
+    from nas.driver.plan import MIN_RUNG_STEPS
+
+    p = plan(budget_seconds=180, train_size=1151, val_size=287, folds=5, batch_size=128,
+             seconds_per_sample=0.0011)  # fmt: skip
+    assert p.grace_samples >= MIN_RUNG_STEPS * 128
+    assert p.configs[0] < MIN_CONFIGS  # the quick start's budget: fewer, trained configurations
+    assert f"fewer than {MIN_CONFIGS} configurations" in p.describe()
+    assert "at batch 128" in p.describe()
+
+
+def test_every_shipped_space_draws_batches_at_most_twice_apart():
+    import search_spaces
+
+    for name in search_spaces.list_spaces():
+        choice = search_spaces.load_space(name).train["batch_size"]
+        values = choice.values or (choice.low, choice.high)
+        assert max(values) <= 2 * min(values), (name, values)

@@ -28,7 +28,7 @@ OBJECTIVES: dict[str, tuple[str, str]] = {
     "macs": (MACS, "min"),
     "latency": (LATENCY_MS_B1, "min"),
 }
-SAMPLERS = ("tpe", "random", "cmaes", "nsga2", "qmc")
+SAMPLERS = ("tpe", "local", "random", "cmaes", "nsga2", "qmc")
 SCHEDULERS = ("asha", "hyperband", "none")
 DEFAULT_WORKDIR = "nas-work"
 DEFAULT_NAME = "search"

@@ -44,7 +44,10 @@ MIN_FULL = 4  # configurations that should reach full fidelity
 MAX_RUNGS = 4
 #: Full fidelities tried, in epochs, largest first (capped by ``max_epochs``).
 EPOCH_CHOICES = (12, 9, 6, 4, 3, 2, 1.5, 1, 0.75, 0.5, 0.25)
-MIN_RUNG_SAMPLES = 1024  # the lowest rung trains at least this many samples (~30 steps)
+MIN_RUNG_SAMPLES = 1024  # the lowest rung trains at least this many samples
+#: ... and at least this many optimizer steps at the largest batch size the space draws: a
+#: rung of a few steps leaves networks at chance, and ASHA would promote by noise.
+MIN_RUNG_STEPS = 30
 #: On one split (large data), a full fidelity below this many epochs ranks architectures on
 #: a sliver of the data: the plan then leaves out the costliest architectures instead
 #: (:attr:`Plan.max_macs`). Fashion-MNIST, 10 minutes of 2 cores, ranked at 0.15 epochs:
@@ -73,6 +76,7 @@ class Plan:
     #: Architectures over this many MACs are left out: what the budget can rank at
     #: :data:`MIN_RANK_EPOCHS` (None: no cap beyond the user's ``--max-macs``).
     max_macs: int | None = None
+    batch_size: int = 0  # the largest the space draws: the lowest rung's steps count at it
 
     @property
     def max_epochs(self) -> float:
@@ -97,10 +101,16 @@ class Plan:
             if self.max_macs
             else ""
         )
+        few = ""
+        if self.configs[0] < MIN_CONFIGS and self.batch_size:
+            few = (
+                f"; fewer than {MIN_CONFIGS} configurations, so that each first rung trains "
+                f"{self.rungs[0] // self.batch_size} steps at batch {self.batch_size}"
+            )
         return (
             f"plan: {' -> '.join(steps)} ({_epochs(self.max_epochs)} epochs of "
             f"{self.train_size:,}; {self.seconds_per_sample * 1e3:.3g} ms per sample measured"
-            f"{folds}{cap})"
+            f"{folds}{cap}{few})"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -200,6 +210,7 @@ def make_plan(
     val_size: int = 0,
     max_epochs: float = EPOCH_CHOICES[0],
     folds: int = 1,
+    batch_size: int = 0,
 ) -> Plan:
     """The largest full fidelity (at most ``max_epochs``, or :data:`MAX_EPOCHS` through
     :data:`SAMPLE_CHOICES` on small data) at which ``workers`` workers over
@@ -210,7 +221,10 @@ def make_plan(
     ``seconds_per_sample`` is one training sample's cost on one worker (measured), and an
     evaluation of the ``val_size`` validation samples (one per report) costs a third of that
     per sample. With ``folds`` > 1 every trial trains and evaluates that many models
-    (``train_size`` and ``val_size`` are one fold's).
+    (``train_size`` and ``val_size`` are one fold's). ``batch_size``, the largest the space
+    draws, sets the lowest rung's floor: :data:`MIN_RUNG_STEPS` optimizer steps. Where the
+    budget cannot give :data:`MIN_CONFIGS` configurations such a rung, the plan evaluates
+    fewer, trained ones, and says so.
     """
     if budget_seconds <= 0 or train_size < 1 or workers < 1 or seconds_per_sample <= 0:
         raise ValueError(
@@ -220,11 +234,12 @@ def make_plan(
     worker_seconds = budget_seconds * workers * UTILISATION
     per_sample = seconds_per_sample * folds
     eval_seconds = val_size * per_sample / 3  # a forward pass, no backward
+    min_rung = max(MIN_RUNG_SAMPLES, MIN_RUNG_STEPS * batch_size)
     tried = [
         [(rungs, _configs(worker_seconds, rungs, per_sample, eval_seconds)) for rungs in ladders]
         for ladders in (
-            _rung_ladders(m, MIN_RUNG_SAMPLES, train_size)
-            for m in _fidelities(train_size, max_epochs)
+            _rung_ladders(m, min_rung, train_size)
+            for m in _fidelities(train_size, max_epochs, min_rung)
         )
     ]  # by fidelity, largest first; each fidelity's ladders, the most rungs first
     meets = [(r, c) for fid in tried for r, c in fid if _meets_bars(c)]
@@ -240,6 +255,7 @@ def make_plan(
         seconds_per_sample=seconds_per_sample,
         source="planned",
         folds=folds,
+        batch_size=batch_size,
     )
 
 
@@ -249,13 +265,13 @@ def _meets_bars(configs: list[int] | tuple[int, ...]) -> bool:
     return configs[0] >= MIN_CONFIGS and configs[-1] >= MIN_FULL
 
 
-def _fidelities(train_size: int, max_epochs: float) -> list[int]:
+def _fidelities(train_size: int, max_epochs: float, min_rung: int) -> list[int]:
     """Full fidelities to try, in samples, largest first: the epoch choices up to
     ``max_epochs`` and, where that many samples are at most :data:`MAX_EPOCHS` epochs, the
-    sample choices; never below :data:`MIN_RUNG_SAMPLES`."""
+    sample choices; never below ``min_rung``."""
     by_epochs = {round(e * train_size) for e in EPOCH_CHOICES if e <= max_epochs}
     by_samples = {s for s in SAMPLE_CHOICES if s <= MAX_EPOCHS * train_size}
-    return sorted({max(MIN_RUNG_SAMPLES, s) for s in by_epochs | by_samples}, reverse=True)
+    return sorted({max(min_rung, s) for s in by_epochs | by_samples}, reverse=True)
 
 
 def affordable_seconds_per_sample(
@@ -265,6 +281,7 @@ def affordable_seconds_per_sample(
     workers: int,
     val_size: int = 0,
     epochs: float = MIN_RANK_EPOCHS,
+    batch_size: int = 0,
 ) -> float:
     """The largest cost of a training sample at which :func:`make_plan` reaches ``epochs``
     of full fidelity with its bars met: what the architectures of a search may cost when
@@ -277,6 +294,7 @@ def affordable_seconds_per_sample(
             workers=workers,
             seconds_per_sample=seconds_per_sample,
             val_size=val_size,
+            batch_size=batch_size,
         )
         # rungs round to whole samples
         return _meets_bars(plan.configs) and plan.max_epochs >= epochs * 0.99

@@ -78,6 +78,15 @@ def _draw(cfg: SearchConfig, space: Any) -> list[Draw]:
     return [(macs, spec, train) for macs, _, spec, train in draws]
 
 
+def largest_batch(space: Any) -> int:
+    """The largest batch size the space draws (0 when it has none): the lowest rung's steps
+    are counted at it (:data:`nas.driver.plan.MIN_RUNG_STEPS`)."""
+    choice = getattr(space, "train", {}).get("batch_size")
+    if choice is None:
+        return 0
+    return int(max(choice.values) if choice.values else choice.high)
+
+
 def _median(draws: list[Draw]) -> Draw:
     return draws[len(draws) // 2]
 
@@ -140,7 +149,7 @@ def plan_search(cfg: SearchConfig, space: Any, state: SearchState, workers: int)
     if cfg.budget.kind == "device":  # device-seconds -> seconds of each of the workers
         left = left / max(state.devices_per_trial, 1e-9) / workers
     sizes = {"budget_seconds": max(left, 1.0), "train_size": train_size, "workers": workers,
-             "val_size": val_size}  # fmt: skip
+             "val_size": val_size, "batch_size": largest_batch(space)}  # fmt: skip
     plan = make_plan(seconds_per_sample=per_sample, folds=folds, **sizes)
     if folds > 1 or plan.max_epochs >= MIN_RANK_EPOCHS:
         return plan

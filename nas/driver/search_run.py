@@ -30,6 +30,7 @@ from nas.driver.define_by_run import DefineByRun
 from nas.driver.history_window import HistoryWindow
 from nas.driver.ledger import Ledger, is_disk_full
 from nas.driver.live_view import LiveView
+from nas.driver.local_search import AroundIncumbent
 from nas.driver.plan import Plan
 from nas.driver.plan_on_workers import plan_search, space_draws
 from nas.driver.ray_adapters import BudgetStopper, EventCallback, activate
@@ -72,8 +73,10 @@ def make_sampler(name: str, seed: int, multi_objective: bool) -> optuna.samplers
     conditional define-by-run spaces, lies about running trials so that parallel workers
     do not all sample the same point, and fits a bounded window of the history
     (:class:`~nas.driver.history_window.HistoryWindow`: the best 50 and the latest 150 trials), so
-    a configuration costs the driver as much at trial 5,000 as at trial 200."""
-    if name == "tpe":
+    a configuration costs the driver as much at trial 5,000 as at trial 200. ``local``
+    mutates one decision of one of the best trials so far for most trials and lets that
+    TPE explore the rest (:class:`~nas.driver.local_search.AroundIncumbent`)."""
+    if name in ("tpe", "local"):
         tpe = optuna.samplers.TPESampler(
             seed=seed,
             multivariate=True,
@@ -81,7 +84,9 @@ def make_sampler(name: str, seed: int, multi_objective: bool) -> optuna.samplers
             constant_liar=True,
             n_startup_trials=6,
         )
-        return HistoryWindow(tpe)
+        if name == "tpe":
+            return HistoryWindow(tpe)
+        return AroundIncumbent(HistoryWindow(tpe), seed=seed)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "nsga2":

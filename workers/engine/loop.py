@@ -176,7 +176,12 @@ class _Run:
         self.report_steps = sorted({min(p, self.total_steps) for p in points} | {self.total_steps})
         self.opt = make_optimizer(model, settings)
         self.sched = Schedule(
-            self.opt, settings, self.steps_per_epoch, self.total_steps / self.steps_per_epoch
+            self.opt,
+            settings,
+            self.steps_per_epoch,
+            self.total_steps / self.steps_per_epoch,
+            # a search's trial (samples and report points) is first ranked at its first report
+            first_rank_step=self.report_steps[0] if samples is not None and report_at else None,
         )
         self.history: list[EpochMetrics] = []
         self.step = 0

@@ -11,7 +11,8 @@ from workers.settings import TrainSettings
 
 ONECYCLE_MIN_WARMUP = 0.25  # fraction of the run spent rising (Smith & Topin 2019 use ~0.3)
 ONECYCLE_START = 1 / 25  # initial lr / peak, as torch's OneCycleLR (div_factor=25)
-STEP_MILESTONES = (0.5, 0.75)  # fractions of the post-warmup run where lr drops by 10x
+STEP_MILESTONES = (0.5, 0.75)
+RANK_WARMUP_SHARE = 0.5  # a search trial's warmup ends by half of its lowest rung  # fractions of the post-warmup run where lr drops by 10x
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -51,6 +52,7 @@ class Schedule:
         s: TrainSettings,
         steps_per_epoch: int,
         epochs: float,
+        first_rank_step: int | None = None,
     ):
         self.optimizer = optimizer
         self.kind = s.schedule
@@ -60,6 +62,10 @@ class Schedule:
         self.warmup = min(self.total // 4, int(round(s.warmup_epochs * steps_per_epoch)))
         if self.kind == "onecycle":
             self.warmup = max(self.warmup, int(ONECYCLE_MIN_WARMUP * self.total))
+        if first_rank_step is not None:
+            # a search's trial is ranked first at its lowest rung: it must be trained at the
+            # peak by then, not still warming up towards a peak set for the full fidelity
+            self.warmup = min(self.warmup, int(RANK_WARMUP_SHARE * first_rank_step))
         self.step_count = 0
         self._apply()
 
