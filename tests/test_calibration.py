@@ -61,13 +61,13 @@ def test_large_data_caps_macs_so_the_budget_ranks_on_whole_epochs(timed_by_macs)
     macs = [m for m, _, _ in draws]
     median, cheapest_fifth = macs[len(macs) // 2], macs[len(macs) // 5]
     assert median * SECONDS_PER_MAC > _affordable()  # the typical architecture is too dear
-    assert plan.max_macs in macs and cheapest_fifth <= plan.max_macs < median
+    assert cheapest_fifth <= plan.max_macs < median
     assert len(timed) == 1 + len(draws)  # the median, then every draw
+    # costs exactly in proportion to MACs: the fitted line meets the affordable cost there
+    assert plan.max_macs == pytest.approx(_affordable() / SECONDS_PER_MAC, rel=0.01)
     under = [m * SECONDS_PER_MAC for m in macs if m <= plan.max_macs]
     assert plan.seconds_per_sample == pytest.approx(statistics.median(under))
     assert plan.seconds_per_sample <= _affordable() and plan.max_epochs >= MIN_RANK_EPOCHS
-    one_more = [m * SECONDS_PER_MAC for m in macs[: len(under) + 1]]
-    assert statistics.median(one_more) > _affordable()  # the largest cap the budget affords
     cfg = replace(SearchConfig(parse_budget("10m"), "fashion-mnist", None, "image"), data=FASHION)
     why = limit_violation(1000, plan.max_macs + 1, cfg, plan)
     assert why and "the most the budget ranks on whole epochs" in why
@@ -82,8 +82,23 @@ def test_the_cap_follows_measured_costs_not_one_draw_scaled_by_macs(timed_by_mac
     calibration_cap = _plan(FASHION)[0].max_macs
     slower[draws[len(draws) // 2][0]] = 3.0
     plan, _ = _plan(FASHION)
-    assert plan.max_macs == calibration_cap > draws[len(draws) // 5][0]
-    assert plan.max_epochs >= MIN_RANK_EPOCHS
+    assert 0.5 * calibration_cap < plan.max_macs <= calibration_cap
+    assert plan.max_macs >= draws[len(draws) // 5][0] and plan.max_epochs >= MIN_RANK_EPOCHS
+
+
+@pytest.mark.parametrize("factor", [0.6 / 1.2, 0.6 * 1.2])
+def test_a_timing_20_percent_off_moves_the_cap_about_as_much(timed_by_macs, factor):
+    """Seen on Fashion-MNIST: 1.54 against 1.76 ms for the same draw moved a cap chosen
+    among the draws 7x; a fitted line moves it in proportion."""
+    _, slower = timed_by_macs
+    _, draws = _plan(FASHION)
+    slower.update({m: 0.6 for m, _, _ in draws})  # a cap above the cheapest fifth's floor
+    base, _ = _plan(FASHION)
+    slower.update({m: factor for m, _, _ in draws})
+    moved, _ = _plan(FASHION)
+    assert base.max_macs > draws[len(draws) // 5][0]
+    assert moved.max_macs == pytest.approx(base.max_macs * 0.6 / factor, rel=0.05)
+    assert moved.max_samples == pytest.approx(base.max_samples, rel=0.25)
 
 
 def test_no_cap_when_the_users_max_macs_is_lower_or_the_data_small(timed_by_macs):

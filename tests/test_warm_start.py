@@ -104,3 +104,27 @@ def test_starts_over_the_budget_cap_are_narrowed_to_the_space_widths_or_skipped(
     assert spec["scaling"]["width"] == 0.5 and search_spaces.count(spec, 10).macs <= cap
     uncapped = enqueue(optuna.create_study(direction="maximize"), cfg, "image")
     assert uncapped.queued == ["plain_cnn", "resnet", "mobilenet_v2"]
+
+
+def test_a_cap_that_refuses_every_start_keeps_the_cheapest_narrowed_one():
+    from dataclasses import replace
+
+    import search_spaces
+    from nas.core.budget import parse_budget
+    from nas.core.config import DataInfo, SearchConfig
+    from nas.driver.define_by_run import OVER_PLAN_CAP, DefineByRun
+    from nas.driver.plan import fixed_plan
+    from nas.driver.warm_start import enqueue
+
+    data = DataInfo("fashion-mnist", None, 2, 1, (28, 28), 10, 54000, 6000)
+    cfg = replace(SearchConfig(parse_budget("10m"), "fashion-mnist", None, "image"), data=data)
+    plan = replace(fixed_plan(1, 1, 54000, 1), max_macs=1000)  # below every start
+    study = optuna.create_study(direction="maximize")
+    started = enqueue(study, cfg, "image", plan)
+    assert len(started.queued) == 1 and "kept" in started.queued[0]
+    assert len(started.skipped) == 3  # each refused start is still named
+    trial = study.ask()
+    assert trial.user_attrs[OVER_PLAN_CAP]
+    config = DefineByRun(cfg, search_spaces.load_space("image"), data, plan)(trial)
+    assert config["rejected"] is None  # the plan's cap does not refuse the one kept start
+    assert config["spec"]["scaling"]["width"] == 0.5

@@ -16,6 +16,10 @@ from nas.core.config import DataInfo, SearchConfig
 from nas.driver.plan import Plan
 from workers.trial import DatasetRef, TrialConfig
 
+#: The user attribute of the one warm start kept over the plan's MACs cap
+#: (:func:`nas.driver.warm_start.enqueue`): it is held to the user's limits only.
+OVER_PLAN_CAP = "over_plan_cap"
+
 
 def config_key(spec_id: str, train: dict[str, Any]) -> str:
     """Identity of an evaluation: architecture id + canonical training settings."""
@@ -65,7 +69,8 @@ class DefineByRun:
             try:
                 cost = search_spaces.count(spec, data.num_classes)
                 params, macs = int(cost.params), int(cost.macs)
-                rejected = limit_violation(params, macs, cfg, self.plan)
+                kept = trial.user_attrs.get(OVER_PLAN_CAP)
+                rejected = limit_violation(params, macs, cfg, None if kept else self.plan)
             except ValueError as exc:  # a spec the catalog refuses never reaches a worker
                 params, macs, rejected = 0, 0, f"invalid spec: {exc}"
         key = config_key(sid, train)

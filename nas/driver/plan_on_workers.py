@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import statistics
 from typing import Any
 
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 TYPICAL_DRAWS = 15  # samples of the space whose median (by MACs) is timed
 #: A budget cap on MACs keeps at least this share of the space's draws (the cheapest).
 MIN_KEPT_SHARE = 0.2
+MIN_COST_SLOPE = 0.2  # a fitted cost line flatter than this would move the cap wildly
 Draw = tuple[int, dict[str, Any], dict[str, Any]]  # (MACs, spec, training settings)
 _DRAWS: dict[tuple[Any, ...], list[Draw]] = {}
 CALIBRATION_TIMEOUT_S = 120.0
@@ -159,25 +161,53 @@ def plan_search(cfg: SearchConfig, space: Any, state: SearchState, workers: int)
 def _capped(cfg: SearchConfig, draws: list[Draw], sizes: dict[str, Any]) -> Plan | None:
     """The plan over the cheaper architectures the budget can rank on whole epochs. Every
     draw is timed (MACs say only roughly what a sample costs: 0.9-14 ms at 28x28 for
-    1-16 GMAC/s, so one timed draw scaled by MACs mis-sets the cap); the cap is the largest
-    draw's MACs at which the median measured cost of the draws up to it is affordable,
-    keeping at least the cheapest :data:`MIN_KEPT_SHARE`, and the plan is made from that
-    median. None when the user's ``--max-macs`` is as low already, or no timing succeeds."""
+    1-16 GMAC/s, so one timed draw scaled by MACs mis-sets the cap), and a line is fitted
+    to log cost against log MACs over them; the cap is the MACs at which that line meets
+    the affordable cost, never below the cheapest :data:`MIN_KEPT_SHARE` of the draws. A
+    fitted line moves the cap in proportion to the timing (a cap chosen among 15 draws
+    jumped several-fold on a 14% slower timing). The plan is made from the median fitted
+    cost of the draws under the cap. None when the user's ``--max-macs`` is as low already,
+    or fewer than two draws could be timed."""
     affordable = affordable_seconds_per_sample(**sizes)
     floor = min(len(draws) - 1, int(len(draws) * MIN_KEPT_SHARE))
     if cfg.max_macs is not None and cfg.max_macs <= draws[floor][0]:
         return None
     costs = time_on_workers(cfg, [(spec, train) for _, spec, train in draws])
-    chosen, typical = None, None
-    for last in range(floor, len(draws)):
-        measured = [c for c in costs[: last + 1] if c is not None]
-        if measured and (chosen is None or statistics.median(measured) <= affordable):
-            chosen, typical = last, statistics.median(measured)
-    if chosen is None or typical is None:
-        logger.warning("nas: no architecture could be timed; no MACs cap")
+    timed = [(macs, c) for (macs, _, _), c in zip(draws, costs, strict=True) if c and macs > 0]
+    if len({m for m, _ in timed}) < 2:
+        logger.warning("nas: fewer than two architectures could be timed; no MACs cap")
         return None
-    cap = draws[chosen][0]
+    fitted = fit_cost(timed)
+    cap = max(draws[floor][0], int(fitted.macs_at(affordable)))
     if cfg.max_macs is not None and cfg.max_macs <= cap:
         return None
-    plan = make_plan(seconds_per_sample=typical, **sizes)
+    under = [fitted.cost(m) for m, _, _ in draws if m <= cap] or [fitted.cost(draws[0][0])]
+    plan = make_plan(seconds_per_sample=statistics.median(under), **sizes)
     return dataclasses.replace(plan, max_macs=cap)
+
+
+@dataclasses.dataclass(frozen=True)
+class CostLine:
+    """``log(seconds per sample) = a + b * log(MACs)``, fitted to timed draws."""
+
+    a: float
+    b: float
+
+    def cost(self, macs: float) -> float:
+        return math.exp(self.a + self.b * math.log(max(macs, 1.0)))
+
+    def macs_at(self, seconds: float) -> float:
+        """The MACs at which the line reaches ``seconds`` per sample."""
+        return math.exp((math.log(seconds) - self.a) / self.b)
+
+
+def fit_cost(timed: list[tuple[int, float]]) -> CostLine:
+    """Least squares of log cost on log MACs; the slope is kept positive (a dearer
+    architecture never costs less), at least :data:`MIN_COST_SLOPE`."""
+    xs = [math.log(m) for m, _ in timed]
+    ys = [math.log(c) for _, c in timed]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx else 1.0
+    b = max(b, MIN_COST_SLOPE)
+    return CostLine(my - b * mx, b)

@@ -34,6 +34,7 @@ from nas.driver.local_search import AroundIncumbent
 from nas.driver.plan import Plan
 from nas.driver.plan_on_workers import plan_search, space_draws
 from nas.driver.ray_adapters import BudgetStopper, EventCallback, activate
+from nas.driver.repeat_best import repeat_best, reserve_seconds
 from nas.driver.searcher import NasSearcher, close_open_trials
 from nas.driver.warm_start import enqueue
 from nas.study.events import SearchState
@@ -214,6 +215,7 @@ def run_search(
     tracker.use_spool(cfg.study_dir / SPOOL_FILE)  # and send what an earlier run kept
     plan = _plan(cfg, space, state, saved_plan, tracker, stream)
     study, previous = _open_study(cfg, space, state, plan, stream)
+    state.reserved = reserve_seconds(cfg, plan, _concurrency(cfg))
     state.define_by_run = DefineByRun(cfg, space, cfg.data, plan)
     tracker.start_plots(study)
     live = LiveView(state, stream=stream, trials_before=0 if restoring else _evaluated(previous))
@@ -231,6 +233,8 @@ def run_search(
             f"nas: watch it: {tracker.link() or f'nas ui --workdir {cfg.workdir} --name {cfg.name}'}\n"
         )
         status = _fit(tuner, state, ledger, cfg)
+        if status == "finished":
+            repeat_best(cfg, study, plan, _dataset(cfg), _concurrency(cfg), tracker, stream)
     finally:
         try:
             records = _finish(state, study, tracker, status, ledger, stream)

@@ -24,7 +24,7 @@ import optuna
 
 import search_spaces
 from nas.core.config import SearchConfig
-from nas.driver.define_by_run import limit_violation
+from nas.driver.define_by_run import OVER_PLAN_CAP, limit_violation
 from nas.driver.plan import Plan
 from nas.study.records import load_study, trial_records
 from search_spaces.inverse import NotExpressible, params_for
@@ -94,8 +94,11 @@ def enqueue(
     study: optuna.Study, cfg: SearchConfig, space: Any, plan: Plan | None = None
 ) -> WarmStart:
     """Queue the warm-start candidates the space can express, best-known first, each
-    narrowed to fit the limits (:func:`fitted`)."""
+    narrowed to fit the limits (:func:`fitted`). When the plan's MACs cap alone would leave
+    none, the cheapest candidate at its narrowest width is queued anyway: a search on a
+    tight budget still starts from a known-good network."""
     out = WarmStart()
+    over_cap = []  # (MACs, name, params) of candidates only the plan's cap refused
     for name, spec, train in candidates(cfg):
         own = _width(spec)
         try:
@@ -103,9 +106,38 @@ def enqueue(
             params = params_for(spec, train, space, num_classes=cfg.data.num_classes)
         except (NotExpressible, ValueError) as exc:
             out.skipped.append(f"{name}: {exc}")
+            kept = _narrowest(name, spec, train, cfg, space) if plan and plan.max_macs else None
+            if kept is not None:
+                over_cap.append(kept)
             continue
         if width != own:
             name = f"{name} x{width:g}"
         study.enqueue_trial(params, user_attrs={"warm_start": name}, skip_if_exists=True)
         out.queued.append(name)
+    if not out.queued and over_cap:
+        _, name, params = min(over_cap, key=lambda c: c[0])
+        attrs = {"warm_start": name, OVER_PLAN_CAP: True}
+        study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
+        out.queued.append(f"{name} (over the plan's MACs cap: the cheapest start, kept)")
     return out
+
+
+def _narrowest(
+    name: str, spec: dict[str, Any], train: dict[str, Any], cfg: SearchConfig, space: Any
+) -> tuple[int, str, dict[str, Any]] | None:
+    """(MACs, name, trial params) of ``spec`` at its narrowest width when that is within
+    the user's limits and the space expresses it; None otherwise."""
+    try:
+        narrowed, width = fitted(spec, cfg, space, None)
+        if not isinstance(space, search_spaces.Space):
+            space = search_spaces.load_space(space)
+        offered = [float(w) for w in space.scaling["width"].values or () if w <= width]
+        if offered:
+            width = min(offered)
+            narrowed = {**narrowed, "scaling": {**narrowed.get("scaling", {}), "width": width}}
+        params = params_for(narrowed, train, space, num_classes=cfg.data.num_classes)
+    except (NotExpressible, ValueError):
+        return None
+    macs = int(search_spaces.count(narrowed, cfg.data.num_classes).macs)
+    label = f"{name} x{width:g}" if width != _width(spec) else name
+    return macs, label, params

@@ -144,6 +144,9 @@ class SearchState:
     trials_started: int = 0
     recoveries: int = 0
     stop_reason: str | None = None  # set to stop the search before its budget (disk full)
+    #: wall-clock seconds of the budget kept back for evaluating the best trials again:
+    #: trials stop starting that much before the budget's end
+    reserved: float = 0.0
     running: int = 0
     best: float | None = None
     best_trial: int | None = None  # the trial that reached ``best``
@@ -232,6 +235,7 @@ class SearchState:
     def check_budget(self) -> bool:
         """True (and remembered) once a wall-clock or device budget is spent, or the search
         must stop early (:attr:`stop_reason`); a trial budget is Ray's ``num_samples``."""
-        if self.budget.kind != "trials" and self.spent >= self.budget.amount:
+        kept = self.reserved if self.budget.kind == "wall" else 0.0
+        if self.budget.kind != "trials" and self.spent >= self.budget.amount - kept:
             self.budget_spent.set()
         return self.budget_spent.is_set() or self.stop_reason is not None

@@ -37,6 +37,8 @@ class TrialRecord:
     reason: str | None = None
     val_acc_std: float | None = None  # spread over the folds (k-fold evaluation of small data)
     latency_ms_b1: float | None = None
+    #: its validation accuracy trained again with another seed (the best few only)
+    repeat: float | None = None
     pareto: bool = False
     spec: dict[str, Any] | None = field(default=None, repr=False)
     train: dict[str, Any] | None = field(default=None, repr=False)
@@ -47,6 +49,11 @@ class TrialRecord:
             d.pop("spec")
             d.pop("train")
         return d
+
+
+#: The study's user attribute holding the best trials' second evaluations:
+#: ``{"<trial number>": val_acc}`` (:mod:`nas.driver.repeat_best`).
+REPEATS_ATTR = "repeats"
 
 
 def study_names(storage: str) -> list[str]:
@@ -120,6 +127,9 @@ def trial_records(study: optuna.Study) -> list[TrialRecord]:
     rest. Queued warm-start trials not asked yet (Optuna's WAITING) are not trials yet."""
     asked = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
     records = [_record(t) for t in asked]
+    repeats = study.user_attrs.get(REPEATS_ATTR) or {}
+    for r in records:
+        r.repeat = repeats.get(str(r.trial))
     if len(study.directions) > 1:
         front = {t.number for t in study.best_trials}
         for r in records:
@@ -137,10 +147,13 @@ def trial_records(study: optuna.Study) -> list[TrialRecord]:
 
 def _rank_key(r: TrialRecord) -> tuple:
     """The status table's group (completed, then pruned / stopped at the fidelity they
-    reached, then running, failed, rejected), then value, then fewer parameters."""
+    reached, then running, failed, rejected); in a group the trials evaluated twice first,
+    by their mean; then value, then fewer parameters."""
     value = r.value if r.value is not None else float("-inf")
+    if r.repeat is not None and r.value is not None:
+        value = (r.value + r.repeat) / 2
     params = r.params if r.params is not None else float("inf")
-    return (row(r.status).rank, -value, params, r.trial)
+    return (row(r.status).rank, r.repeat is None, -value, params, r.trial)
 
 
 def best_record(records: list[TrialRecord]) -> TrialRecord | None:
@@ -183,10 +196,12 @@ def format_count(n: int | None) -> str:
 
 
 def _fmt_value(r: TrialRecord) -> str:
-    """``0.9800``, or ``0.9800±0.0245`` for the mean over folds."""
+    """``0.9800``, ``0.9800±0.0245`` for the mean over folds, and ``, again 0.9750`` when
+    it was evaluated a second time."""
     if r.value is None:
         return "-"
-    return f"{r.value:.4f}" + (f"±{r.val_acc_std:.4f}" if r.val_acc_std is not None else "")
+    text = f"{r.value:.4f}" + (f"±{r.val_acc_std:.4f}" if r.val_acc_std is not None else "")
+    return text + (f", again {r.repeat:.4f}" if r.repeat is not None else "")
 
 
 def format_table(records: list[TrialRecord], limit: int | None = 20, multi: bool = False) -> str:

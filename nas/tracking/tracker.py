@@ -457,6 +457,14 @@ class SearchTracker:
         self.client.set_terminated(run_id, status=row(status).mlflow)
         self._trial_ended(number, status, result.get(VAL_ACC))
 
+    def log_repeat(self, number: int, value: float) -> None:
+        """The trial's validation accuracy trained again with another seed
+        (:mod:`nas.driver.repeat_best`): the ``val_acc_repeat`` metric of its run."""
+        run_id = self._trial_runs.get(number)
+        if run_id is not None:
+            metric = Metric(f"{VAL_ACC}_repeat", float(value), _now_ms(), 0)
+            self.client.log_batch(run_id, metrics=[metric])
+
     def _trial_ended(self, number: int, status: TrialStatus, value: Any) -> None:
         """The search run's optimisation history: ``best_val_acc`` after every trial."""
         if self.parent_run_id is None:
