@@ -90,9 +90,12 @@ def draws(data: Any, n: int, seed: int) -> list[tuple[dict, dict]]:
     return out
 
 
-def plan_for(data: Any, nets: list[tuple[dict, dict]], budget: str, workers: int) -> Any:
+def plan_for(
+    data: Any, nets: list[tuple[dict, dict]], budget: str, workers: int, timed: float | None
+) -> Any:
     """The plan a search of ``budget`` on ``workers`` workers makes: the median-MACs draw
-    timed on this process's one thread, then :func:`make_plan`."""
+    timed on this process's one thread (or ``timed`` seconds per sample, to compare rows
+    on one timing), then :func:`make_plan`."""
     import search_spaces
     from nas.core.budget import parse_budget
     from nas.driver.plan import make_plan
@@ -101,13 +104,21 @@ def plan_for(data: Any, nets: list[tuple[dict, dict]], budget: str, workers: int
 
     by_macs = sorted(nets, key=lambda n: search_spaces.count(n[0], data.num_classes).macs)
     spec, train = by_macs[len(by_macs) // 2]
-    timings = [
-        seconds_per_sample(
-            spec, data.num_classes, data.channels, tuple(data.size),
-            batch_size=int(train.get("batch_size", 64)), threads=1,
-        )  # fmt: skip
-        for _ in range(3)
-    ]
+    timings = (
+        [timed]
+        if timed
+        else [
+            seconds_per_sample(
+                spec,
+                data.num_classes,
+                data.channels,
+                tuple(data.size),
+                batch_size=int(train.get("batch_size", 64)),
+                threads=1,
+            )  # fmt: skip
+            for _ in range(3)
+        ]
+    )
     space = search_spaces.load_space(search_spaces.default_space_for(data.dims))
     return make_plan(
         batch_size=largest_batch(space),
@@ -171,12 +182,14 @@ def spearman(a: list[float], b: list[float]) -> float:
     return cov / var if var else float("nan")
 
 
-def bench(name: str, label: str, n: int, seed: int, jobs: int) -> dict[str, Any]:
+def bench(
+    name: str, label: str, n: int, seed: int, jobs: int, timed: float | None = None
+) -> dict[str, Any]:
     """One row: the plan, the rank correlation, the share at chance, the seconds."""
     t0 = time.perf_counter()
     data = load(name)
     nets = draws(data, n, seed)
-    plan = plan_for(data, nets, BUDGETS[name], workers=2)
+    plan = plan_for(data, nets, BUDGETS[name], workers=2, timed=timed)
     print(f"{name}: {plan.describe()}", flush=True)
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         runs = list(pool.map(run_one, [(data, s, t, plan, seed) for s, t in nets]))
@@ -191,10 +204,14 @@ def bench(name: str, label: str, n: int, seed: int, jobs: int) -> dict[str, Any]
         "budget": BUDGETS[name],
         "plan": plan.describe(),
         "rungs": list(plan.rungs),
+        "seconds_per_sample": plan.seconds_per_sample,
+        "timing": "given" if timed else "measured",
         "draws": len(runs),
         "spearman_first_full": round(spearman(first, full), 3),
-        "spearman_by_rung": [round(spearman([r["rungs"][k] for r in runs], full), 3)
-                             for k in range(len(plan.rungs) - 1)],  # fmt: skip
+        "spearman_by_rung": [
+            round(spearman([r["rungs"][k] for r in runs], full), 3)
+            for k in range(len(plan.rungs) - 1)
+        ],  # fmt: skip
         "first_at_chance": f"{at_chance}/{len(runs)}",
         "first_rung_steps": [min(steps), statistics.median(steps), max(steps)],
         "median_first": round(statistics.median(first), 4),
@@ -215,6 +232,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2, help="draws trained at once, one thread each")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--seconds-per-sample",
+        action="append",
+        default=[],
+        metavar="DATA=S",
+        help="plan from this timing instead of timing the median draw (rows compared on one "
+        "timing: what changed is then only the code)",
+    )
     args = ap.parse_args()
     done = set()
     if args.out.exists():
@@ -223,7 +248,9 @@ def main() -> None:
         if (args.label, name) in done:
             print(f"{name}: row {args.label!r} is in {args.out} already; skipped")
             continue
-        row = bench(name, args.label, args.draws, args.seed, args.jobs)
+        timed = dict(item.split("=", 1) for item in args.seconds_per_sample).get(name)
+        row = bench(name, args.label, args.draws, args.seed, args.jobs,
+                    float(timed) if timed else None)  # fmt: skip
         print(json.dumps(row), flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with args.out.open("a") as f:

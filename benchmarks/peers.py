@@ -558,7 +558,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--arm", choices=ARMS, help="which arm to run")
     p.add_argument("--retrain-epochs", type=int, default=None, help="default per dataset")
-    p.add_argument("--results", default=str(RESULTS), help=f"JSON-lines file (default {RESULTS})")
+    p.add_argument(
+        "--results",
+        default=None,
+        help=f"JSON-lines file (default {RESULTS}; with --quick a temporary file: a 30-second "
+        "row is no result)",
+    )
     p.add_argument("--table", action="store_true", help="write the table into README.md")
     p.add_argument("--quick", action="store_true", help="every arm on digits, 30 s, seed 0")
     p.add_argument("--keep", action="store_true", help="keep each arm's work folder")
@@ -579,6 +584,9 @@ def main(argv: list[str] | None = None) -> int:
         "(repeatable; recorded in the row and shown in its table group)",
     )
     args = p.parse_args(argv)
+    if args.results is None:
+        quick = Path(tempfile.gettempdir()) / f"peers-quick-{os.getpid()}.jsonl"
+        args.results = str(quick if args.quick else RESULTS)
     if args.table:
         write_table(Path(args.results))
         return 0
@@ -587,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         for arm in ARMS:
             args.arm = arm
             print(json.dumps(run_arm(args)))
+        print(f"quick rows written to {args.results}", file=sys.stderr)
         return 0
     if not args.arm:
         p.error("--arm is required (or --table / --quick)")
