@@ -46,7 +46,7 @@ def test_every_status_has_one_row():
         (S.DIVERGED, "FAIL", "FAILED"),
         (S.OOM, "FAIL", "FAILED"),
         (S.DRIVER_LOST, "FAIL", "KILLED"),
-        (S.REJECTED, "FAIL", "FAILED"),
+        (S.REJECTED, "PRUNED", "FAILED"),
     ],
 )
 def test_status_maps_to_optuna_and_mlflow(status, optuna_state, mlflow_status):
@@ -184,7 +184,7 @@ def test_searcher_rejects_reuses_and_tells(searcher_and_state):
     by_status = {}
     for t in study.get_trials():
         by_status.setdefault(t.user_attrs["status"], []).append(t)
-    assert {t.state for t in by_status.get("rejected", [])} <= {TrialState.FAIL}
+    assert {t.state for t in by_status.get("rejected", [])} <= {TrialState.PRUNED}
     assert all(t.state == TrialState.COMPLETE for t in by_status["completed"])
     # every width drawn twice was reused, never trained twice
     trained = [t.user_attrs["config_key"] for t in by_status["completed"]]
@@ -246,7 +246,7 @@ def _ranked_study() -> optuna.Study:
         trial.set_user_attr("params", params)
         trial.set_user_attr("spec", {"name": status})
         state = TrialState[row(status).optuna]
-        if state == TrialState.PRUNED:
+        if state == TrialState.PRUNED and value is not None:
             trial.report(value, 2)
             trial.set_user_attr("val_acc", value)
             trial.set_user_attr("samples", 2000)

@@ -51,7 +51,9 @@ TABLE: dict[TrialStatus, StatusRow] = {
     S.INVALID: StatusRow("FAIL", "FAILED", 3, "failed"),
     S.DRIVER_LOST: StatusRow("FAIL", "KILLED", 3, "failed"),
     S.FAILED: StatusRow("FAIL", "FAILED", 3, "failed"),
-    S.REJECTED: StatusRow("FAIL", "FAILED", 4, "rejected"),
+    # PRUNED without a value: the sampler counts it among the worst, so it learns to avoid
+    # the region of the space that is over the limits (a FAIL it would ignore)
+    S.REJECTED: StatusRow("PRUNED", "FAILED", 4, "rejected"),
 }
 #: The statuses a worker reports when training itself ended the trial.
 ENGINE_FAILURES = frozenset({S.DIVERGED, S.OOM, S.INVALID})
