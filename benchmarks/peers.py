@@ -113,11 +113,13 @@ def arm_nas(
     work: Path,
     sampler: str,
     extra: list[str] | None = None,
+    total_s: float | None = None,
 ) -> dict:
     """``nas search`` (+ ``--sampler random`` for arm b), ``nas retrain --best``, tested.
 
     A search that hands over nothing (``nas retrain --best`` refuses) is a result too: the
-    row carries ``test_acc`` None and the refusal as ``error``.
+    row carries ``test_acc`` None and the refusal as ``error``. With ``total_s`` the retrain
+    gets what is left of that total (``nas retrain --budget``) instead of ``epochs``.
     """
     log = work / "log.txt"
     start = time.monotonic()
@@ -130,7 +132,12 @@ def arm_nas(
     board = _json_tail(_run(["nas", "leaderboard", "--workdir", str(work), "--json"], work, log))
     evaluated = sum(1 for row in board if (row.get("samples") or 0) > 0)
     full = sum(1 for row in board if row.get("status") == "completed")
-    retrain = ["nas", "retrain", "--workdir", str(work), "--best", "--epochs", str(epochs)]
+    retrain = ["nas", "retrain", "--workdir", str(work), "--best"]
+    if total_s is not None:
+        left = max(10.0, total_s - (time.monotonic() - start) - RETRAIN_STARTUP_S)
+        retrain += ["--budget", f"{int(left)}s"]
+    else:
+        retrain += ["--epochs", str(epochs)]
     try:
         result = _json_tail(_run([*retrain, "--json"], work, log))
     except RuntimeError:
@@ -156,6 +163,10 @@ def arm_nas(
         "params": result.get("params") or (result.get("cost") or {}).get("params"),
         "macs": result.get("macs") or (result.get("cost") or {}).get("macs"),
     }
+
+
+#: What ``nas retrain`` spends before and after training (start-up, data, test, MLflow).
+RETRAIN_STARTUP_S = 15.0
 
 
 def _plan(work: Path) -> dict | None:
@@ -392,21 +403,35 @@ def _load(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _seconds(duration: str) -> float:
+    from nas.core.budget import parse_budget
+
+    return parse_budget(duration).amount
+
+
 def run_arm(args: argparse.Namespace) -> dict:
     name = _name_of(args.dataset)
     dataset, default_budget, default_epochs = DATASETS.get(name, (args.dataset, "3m", 20))
     budget = args.budget or default_budget
     epochs = args.retrain_epochs or default_epochs
     work = Path(tempfile.mkdtemp(prefix=f"peers-{name}-{args.arm}-"))
+    total_s = _seconds(args.total) if args.total else None
     try:
         if args.arm in ("nas", "random"):
             sampler = "tpe" if args.arm == "nas" else "random"
-            row = arm_nas(dataset, budget, args.seed, epochs, work, sampler, args.nas_args)
+            row = arm_nas(dataset, budget, args.seed, epochs, work, sampler, args.nas_args,
+                          total_s)  # fmt: skip
         elif args.arm == "tune":
             row = arm_tune(dataset, budget, args.seed, epochs, work)
         else:
             row = arm_reference(
-                dataset, budget, args.seed, epochs, work, Path(args.results), args.target_s
+                dataset,
+                budget,
+                args.seed,
+                epochs,
+                work,
+                Path(args.results),
+                args.target_s or total_s,
             )
     finally:
         if not args.keep:
@@ -417,6 +442,7 @@ def run_arm(args: argparse.Namespace) -> dict:
         budget=budget,
         seed=args.seed,
         retrain_epochs=epochs,
+        **({"total": args.total} if args.total else {}),
         **({"nas_args": args.nas_args} if args.nas_args and args.arm in SEARCH_ARMS else {}),
         date=date.today().isoformat(),
         machine=_machine(),
@@ -567,6 +593,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table", action="store_true", help="write the table into README.md")
     p.add_argument("--quick", action="store_true", help="every arm on digits, 30 s, seed 0")
     p.add_argument("--keep", action="store_true", help="keep each arm's work folder")
+    p.add_argument(
+        "--total",
+        metavar="DURATION",
+        help="equal total time T for every arm: the search arms retrain for what is left of T "
+        "after searching (nas retrain --budget), the reference trains for T (e.g. 6m)",
+    )
     p.add_argument(
         "--target-s",
         type=float,

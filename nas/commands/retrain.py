@@ -25,10 +25,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     which.add_argument(
         "--best", action="store_true", help="the accuracy-best completed trial (default)"
     )
-    p.add_argument(
+    length = p.add_mutually_exclusive_group()
+    length.add_argument(
         "--epochs",
         type=int,
         help="epochs (default: twice the search's full fidelity, at least 20 and 500 steps)",
+    )
+    length.add_argument(
+        "--budget",
+        metavar="DURATION",
+        help="train for about this wall-clock time (90s, 10m, 1h): the epochs are planned "
+        "from the network's measured training speed and the schedule fitted to them",
     )
     p.add_argument("--seed", type=int, help="training seed (default: the search's)")
     p.add_argument("--storage", help="Optuna storage URL, if the search used --storage")
@@ -71,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         args.name,
         trial=args.trial,
         epochs=args.epochs,
+        budget=args.budget,
         storage=args.storage,
         tracking_uri=args.tracking_uri,
         seed=args.seed,

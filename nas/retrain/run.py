@@ -85,6 +85,7 @@ def retrain(
     *,
     trial: int | None = None,
     epochs: int | None = None,
+    budget: str | None = None,
     storage: str | None = None,
     tracking_uri: str | None = None,
     seed: int | None = None,
@@ -99,7 +100,9 @@ def retrain(
     ``init_from`` (:mod:`nas.retrain.transfer`) starts from an earlier retrain's or export's weights
     where they match, ``freeze`` keeps some of them fixed; with ``dataset`` (and
     ``data_dir``) the checkpoint's own architecture is fine-tuned on that dataset instead, and
-    ``name`` only names the results (no search needed)."""
+    ``name`` only names the results (no search needed). ``budget`` (a wall-clock duration)
+    plans the epochs from the network's measured training speed instead
+    (:func:`epochs_for_budget`)."""
     import torch
 
     import search_spaces
@@ -107,6 +110,7 @@ def retrain(
 
     if epochs is not None and epochs < 1:
         raise UsageError(f"--epochs {epochs}: expected an integer >= 1")
+    seconds = _wall_seconds(budget) if budget is not None else None
     source = _source(init_from, freeze, dataset)
     saved, record = _what_to_train(workdir, name, trial, storage, progress, source,
                                    dataset, data_dir)  # fmt: skip
@@ -118,6 +122,8 @@ def retrain(
         data = workers.load_dataset(
             cfg["dataset"], cfg.get("data_dir"), val_fraction=0.0, seed=seed
         )
+    if seconds is not None:
+        epochs = epochs_for_budget(seconds, spec, data, settings)
     epochs = epochs or default_epochs(saved, len(data.train_y), int(settings["batch_size"]))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = None if source is None else _initial_model(spec, data, source, freeze, seed, progress)
@@ -243,6 +249,40 @@ def input_range(data: Any) -> list[float]:
     lo = min(float(data.train_x.min()), float(data.val_x.min()) if len(data.val_x) else 1e30)
     hi = max(float(data.train_x.max()), float(data.val_x.max()) if len(data.val_x) else -1e30)
     return [lo, hi]
+
+
+def _wall_seconds(budget: str) -> float:
+    """Seconds of a ``--budget`` duration; one line naming it when it is not one."""
+    from nas.core.budget import parse_budget
+
+    parsed = parse_budget(budget)
+    if parsed.kind != "wall":
+        raise UsageError(f"--budget {budget!r}: expected a wall-clock duration (90s, 10m, 1h)")
+    return parsed.amount
+
+
+#: Share of a retrain's budget spent training; the rest loads data, builds, evaluates.
+RETRAIN_TRAIN_SHARE = 0.85
+
+
+def epochs_for_budget(seconds: float, spec: dict[str, Any], data: Any, settings: dict) -> int:
+    """Whole epochs of ``spec`` that fit in ``seconds``: a few timed training steps on this
+    machine (:func:`workers.calibrate.seconds_per_sample`, the median of three), each
+    epoch's training and its evaluation (a forward pass, about a third of a step) counted;
+    at least one."""
+    import statistics
+
+    from workers.calibrate import seconds_per_sample
+
+    batch = int(settings.get("batch_size", 64))
+    timed = statistics.median(
+        seconds_per_sample(
+            spec, data.num_classes, data.channels, tuple(data.size), batch_size=batch
+        )  # fmt: skip
+        for _ in range(3)
+    )
+    per_epoch = timed * (len(data.train_y) + len(data.test_y) / 3)
+    return max(1, int(seconds * RETRAIN_TRAIN_SHARE / per_epoch))
 
 
 def default_epochs(saved: dict[str, Any], train_size: int, batch_size: int) -> int:
