@@ -45,12 +45,14 @@ REPO = HERE.parent
 SHARED = REPO.parent / "shared" / "data"
 RESULTS = HERE / "results" / "peers.jsonl"
 README = HERE / "README.md"
-ARMS = ("nas", "random", "tune", "reference")
+ARMS = ("nas", "random", "tune", "reference", "minirocket")
+QUICK_ARMS = ("nas", "random", "tune", "reference")  # minirocket: series only, a peer's package
 ARM_TITLES = {
     "nas": "(a) nas search (defaults)",
     "random": "(b) nas search --sampler random",
     "tune": "(c) hand-written Ray Tune + OptunaSearch + ASHA, plain CNN",
     "reference": "(d) no search: reference spec, same total time",
+    "minirocket": "(e) MiniRocket + ridge (sktime), same splits",
 }
 #: name -> (what `--dataset` gets, default budget, retrain epochs). The series sets have
 #: 40-50 training series, one or two optimizer steps an epoch: 500 epochs are the floor of
@@ -61,6 +63,7 @@ DATASETS = {
     "fashion-mnist": (str(SHARED / "fashion-mnist"), "10m", 10),
     "GunPoint": (str(SHARED / "ucr" / "GunPoint"), "3m", 500),
     "BasicMotions": (str(SHARED / "ucr" / "BasicMotions"), "3m", 500),
+    "ACSF1": (str(SHARED / "ucr" / "ACSF1"), "3m", 500),
 }
 BEGIN, END = "<!-- peers:begin -->", "<!-- peers:end -->"
 PROBE_SAMPLES = 32768  # the reference arm's timing probes train at least this many samples
@@ -173,6 +176,33 @@ def _plan(work: Path) -> dict | None:
     """The plan the search made (search.json), for the record."""
     path = work / "search" / "search.json"
     return json.loads(path.read_text()).get("plan") if path.is_file() else None
+
+
+def arm_minirocket(dataset: str, seed: int) -> dict:
+    """(e) What a user of 1-D data picks first: MiniRocket features (Dempster et al. 2021,
+    sktime's ``MiniRocketMultivariate``) and a ridge classifier with cross-validated
+    regularisation, fitted on training + validation, tested on the same test split. sktime
+    is the benchmark's, not the project's: install it beside the project (a virtual
+    environment with the system's packages) to run this arm."""
+    import numpy as np
+    from sklearn.linear_model import RidgeClassifierCV
+    from sktime.transformations.panel.rocket import MiniRocketMultivariate
+
+    import workers
+
+    data = workers.load_dataset(dataset, val_fraction=0.1, seed=seed)
+    if data.dims != 1:
+        raise SystemExit(f"--arm minirocket: {dataset} is not a series data set")
+    start = time.monotonic()
+    x = np.concatenate([data.train_x.numpy(), data.val_x.numpy()]).astype(np.float64)
+    y = np.concatenate([data.train_y.numpy(), data.val_y.numpy()])
+    rocket = MiniRocketMultivariate(random_state=seed)
+    features = rocket.fit_transform(x)
+    ridge = RidgeClassifierCV(alphas=np.logspace(-3, 3, 10)).fit(features, y)
+    test = rocket.transform(data.test_x.numpy().astype(np.float64))
+    acc = float(ridge.score(test, data.test_y.numpy()))
+    return {"test_acc": acc, "evaluated": 1, "full_fidelity": None,
+            "wall_s": time.monotonic() - start, "params": None, "macs": None}  # fmt: skip
 
 
 def reference_spec(data: Any) -> dict:
@@ -423,6 +453,8 @@ def run_arm(args: argparse.Namespace) -> dict:
                           total_s)  # fmt: skip
         elif args.arm == "tune":
             row = arm_tune(dataset, budget, args.seed, epochs, work)
+        elif args.arm == "minirocket":
+            row = arm_minirocket(dataset, args.seed)
         else:
             row = arm_reference(
                 dataset,
@@ -495,7 +527,8 @@ def table(rows: list[dict]) -> str:
             if not got:
                 out.append(f"| {ARM_TITLES[arm]} | 0 | | not run yet | | | | | | |")
                 continue
-            title = ARM_TITLES[arm] + (f" @ {commit}" if commit else "")
+            at = f" ({commit})" if commit and commit.startswith("T=") else f" @ {commit}"
+            title = ARM_TITLES[arm] + (at if commit else "")
             accs = [r["test_acc"] for r in got if r["test_acc"] is not None]
             failed = [r for r in got if r["test_acc"] is None]
             params = [r["params"] for r in got if r.get("params")]
@@ -529,9 +562,11 @@ def _groups(rows: list[dict]) -> list[tuple[str, str | None, list[dict]]]:
     out: list[tuple[str, str | None, list[dict]]] = []
     for arm in ARMS:
         got = [r for r in rows if r["arm"] == arm]
+        if arm == "minirocket" and not got:
+            continue  # a series-only peer: no line where it was not run
         if arm not in SEARCH_ARMS:
-            lengths = list(dict.fromkeys(r["retrain_epochs"] for r in got)) or [None]
-            out += [(arm, None, [r for r in got if r["retrain_epochs"] == e]) for e in lengths]
+            lengths = list(dict.fromkeys(_length(r) for r in got)) or [None]
+            out += [(arm, _length_label(e), [r for r in got if _length(r) == e]) for e in lengths]
             continue
         labels = list(dict.fromkeys(_label(r) for r in got)) or [None]
         out += [(arm, c, [r for r in got if _label(r) == c]) for c in labels]
@@ -539,8 +574,19 @@ def _groups(rows: list[dict]) -> list[tuple[str, str | None, list[dict]]]:
 
 
 def _label(row: dict) -> str:
-    """A search arm's group: the commit, and the extra ``nas search`` options if any."""
-    return " ".join([row["commit"], *row.get("nas_args", [])])
+    """A search arm's group: the commit, the extra ``nas search`` options if any, and the
+    equal total time ``T=`` when the row had one."""
+    total = [f"T={row['total']}"] if row.get("total") else []
+    return " ".join([row["commit"], *row.get("nas_args", []), *total])
+
+
+def _length(row: dict) -> tuple:
+    """A non-search arm's group: its retrain length, or the equal total time."""
+    return (row.get("retrain_epochs"), row.get("total"))
+
+
+def _length_label(length: tuple | None) -> str | None:
+    return f"T={length[1]}" if length and length[1] else None
 
 
 def _verdict(a: list[dict], other: list[dict]) -> str:
@@ -624,7 +670,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quick:
         args.dataset, args.budget, args.seed, args.retrain_epochs = "digits", "30s", 0, 2
-        for arm in ARMS:
+        for arm in QUICK_ARMS:
             args.arm = arm
             print(json.dumps(run_arm(args)))
         print(f"quick rows written to {args.results}", file=sys.stderr)
