@@ -65,3 +65,22 @@ def test_report_keeps_what_ray_adds_apart():
     back = TrialReport.from_dict({**d, "training_iteration": 3, "time_this_iter_s": 0.2})
     assert back.extra == {"training_iteration": 3, "time_this_iter_s": 0.2}
     assert back.to_dict() == d and d[VAL_ACC] == 0.5
+
+
+def test_events_with_a_typed_config_survive_the_mlflow_spool():
+    """The spool keeps events as JSON lines while the MLflow server is away; a trial's
+    config goes as Ray's dict and comes back typed."""
+    from nas.study import events
+    from nas.tracking.spool import decode, encode
+    from workers.status import TrialStatus
+
+    config = TrialConfig(spec={"stages": []}, train={"lr": 0.1}, max_samples=512,
+                         report_at=(256, 512), dataset=DatasetRef("digits"), params=7)  # fmt: skip
+    for event in (
+        events.TrialStarted(3, config, "ray3"),
+        events.TrialReused(4, config, 3, TrialStatus.REUSED, [0.9], "same"),
+        events.TrialRejected(5, config, "too big"),
+        events.EpochReported(3, {"samples": 256, "val_acc": 0.5}),
+        events.TrialEnded(3, TrialStatus.PRUNED, "by ASHA"),
+    ):
+        assert decode(encode(event)) == event

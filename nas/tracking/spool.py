@@ -19,6 +19,7 @@ from typing import Any
 from nas.study import events
 from nas.study.status_table import TrialStatus
 from workers.files import atomic_write
+from workers.trial import TrialConfig
 
 #: Seconds between two tries to send the spool while the server is away.
 RETRY_S = 10.0
@@ -57,8 +58,11 @@ def unreachable(exc: BaseException) -> bool:
 
 
 def encode(event: Any) -> str:
-    """One JSON line for an event of :mod:`nas.study.events`."""
-    fields = dataclasses.asdict(event)
+    """One JSON line for an event of :mod:`nas.study.events` (a trial's config as the dict
+    Ray carries, :meth:`TrialConfig.to_dict`)."""
+    fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+    if isinstance(fields.get("config"), TrialConfig):
+        fields["config"] = fields["config"].to_dict()
     return json.dumps({"event": type(event).__name__, "fields": fields}, default=str)
 
 
@@ -68,6 +72,8 @@ def decode(line: str) -> Any:
     fields = data["fields"]
     if "status" in fields:
         fields["status"] = TrialStatus(fields["status"])
+    if isinstance(fields.get("config"), dict):
+        fields["config"] = TrialConfig.from_dict(fields["config"])
     return _TYPES[data["event"]](**fields)
 
 
