@@ -84,3 +84,13 @@ def test_events_with_a_typed_config_survive_the_mlflow_spool():
         events.TrialEnded(3, TrialStatus.PRUNED, "by ASHA"),
     ):
         assert decode(encode(event)) == event
+
+
+def test_workers_api_and_submodules_load_on_first_use():
+    """``import workers`` loads no torch for the trial contract, yet ``workers.train`` and
+    ``workers.engine.loop`` are there when asked for (``nas train`` asks for the latter)."""
+    import workers
+
+    assert callable(workers.train) and callable(workers.engine.loop.default_device)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        workers.nothing  # noqa: B018

@@ -51,4 +51,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     if name in _WHERE:
         return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'workers' has no attribute {name!r}")
+    try:  # a submodule, as ``workers.engine.loop`` after ``import workers``
+        return importlib.import_module(f"workers.{name}")
+    except ModuleNotFoundError:
+        raise AttributeError(f"module 'workers' has no attribute {name!r}") from None
