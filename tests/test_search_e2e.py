@@ -107,7 +107,7 @@ def test_max_params_rejects_before_a_worker(tmp_path, ray_session):
     rejected = [t for t in study.trials if t.user_attrs.get("status") == "rejected"]
     assert rejected, "a 12k-parameter limit must reject some digits architectures"
     for t in rejected:
-        assert t.state.name == "FAIL" and t.user_attrs["params"] > 12000
+        assert t.state.name == "PRUNED" and t.values is None and t.user_attrs["params"] > 12000
         assert "--max-params" in t.user_attrs["reason"]
     for t in study.trials:
         if t.state.name == "COMPLETE":
