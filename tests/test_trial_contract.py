@@ -94,3 +94,9 @@ def test_workers_api_and_submodules_load_on_first_use():
     assert callable(workers.train) and callable(workers.engine.loop.default_device)
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         workers.nothing  # noqa: B018
+
+
+def test_the_key_read_on_every_result_is_a_config_key():
+    from workers.trial import TRIAL_NUMBER
+
+    assert TRIAL_NUMBER in config_keys()

@@ -30,6 +30,8 @@ MACS = "macs"
 LATENCY_MS_B1 = "latency_ms_b1"
 LATENCY_MS_B64 = "latency_ms_b64"
 STATUS = "status"
+#: The config key Ray's callbacks read on every result (the Optuna trial number).
+TRIAL_NUMBER = "trial_number"
 
 
 #: The share of the training data held out for validation when none is given.

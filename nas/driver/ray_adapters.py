@@ -23,7 +23,7 @@ from nas.study.events import (
     TrialStarted,
 )
 from nas.study.status_table import classify
-from workers.trial import TrialConfig
+from workers.trial import TRIAL_NUMBER, TrialConfig
 
 _ACTIVE: dict[str, SearchState] = {}
 
@@ -51,7 +51,8 @@ def _live(study: str, trial: Any) -> SearchState | None:
 
 def trial_number(trial: Any) -> int:
     """The Optuna trial number a Ray trial carries in its config."""
-    return TrialConfig.from_dict(trial.config).trial_number
+    # read on every result: the one key, not the whole config parsed again
+    return int(trial.config[TRIAL_NUMBER])
 
 
 class EventCallback(Callback):

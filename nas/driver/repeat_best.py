@@ -36,22 +36,23 @@ REPEATS = 3  # the best trials evaluated again
 MAX_SHARE = 0.25  # of a wall-clock budget kept back for the repeats, at most
 
 
+def _full_trial_seconds(plan: Plan) -> float:
+    """One trial at the plan's full fidelity, on one worker."""
+    return plan.max_samples * (plan.seconds_per_sample or 0.0) * plan.folds + TRIAL_OVERHEAD_S
+
+
 def repeats_for(cfg: SearchConfig, plan: Plan, workers: int) -> int:
     """How many of the best trials the budget lets the search evaluate again (0: none)."""
     if cfg.multi_objective or cfg.budget.kind != "wall" or not plan.seconds_per_sample:
         return 0
-    trial_s = plan.max_samples * plan.seconds_per_sample * plan.folds + TRIAL_OVERHEAD_S
-    rounds = math.floor(MAX_SHARE * cfg.budget.amount / trial_s)
+    rounds = math.floor(MAX_SHARE * cfg.budget.amount / _full_trial_seconds(plan))
     return min(REPEATS, rounds * max(1, workers))
 
 
 def reserve_seconds(cfg: SearchConfig, plan: Plan, workers: int) -> float:
     """The wall-clock seconds the repeats take on ``workers`` workers."""
     n = repeats_for(cfg, plan, workers)
-    if n == 0:
-        return 0.0
-    trial_s = plan.max_samples * (plan.seconds_per_sample or 0.0) * plan.folds + TRIAL_OVERHEAD_S
-    return math.ceil(n / max(1, workers)) * trial_s
+    return math.ceil(n / max(1, workers)) * _full_trial_seconds(plan) if n else 0.0
 
 
 def repeat_best(
