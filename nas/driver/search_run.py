@@ -108,23 +108,12 @@ def make_scheduler(cfg: SearchConfig, plan: Plan) -> Any:
     plan's rungs in training samples (the fidelity unit, :mod:`nas.driver.plan`)."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
 
+    rungs = {"metric": VAL_ACC, "mode": "max", "time_attr": SAMPLES,
+             "max_t": plan.max_samples, "reduction_factor": plan.eta}  # fmt: skip
     if cfg.scheduler == "asha":
-        return ASHAScheduler(
-            metric=VAL_ACC,
-            mode="max",
-            time_attr=SAMPLES,
-            max_t=plan.max_samples,
-            grace_period=plan.grace_samples,
-            reduction_factor=plan.eta,
-        )
+        return ASHAScheduler(grace_period=plan.grace_samples, **rungs)
     if cfg.scheduler == "hyperband":
-        return HyperBandScheduler(
-            metric=VAL_ACC,
-            mode="max",
-            time_attr=SAMPLES,
-            max_t=plan.max_samples,
-            reduction_factor=plan.eta,
-        )
+        return HyperBandScheduler(**rungs)
     return FIFOScheduler()
 
 
