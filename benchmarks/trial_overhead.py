@@ -190,17 +190,21 @@ def _digits_search(url: str, sampler: str, seed: int = 0):
     return make_sampler(sampler, seed, False), define_by_run
 
 
-def bench_sampler(n: int, storage_kind: str, sampler_name: str, workdir: Path) -> list[float]:
-    """ms of ask + define-by-run + tell for each of ``n`` trials."""
+def bench_sampler(
+    n: int, storage_kind: str, sampler_name: str, workdir: Path, url: str | None = None
+) -> list[float]:
+    """ms of ask + define-by-run + tell for each of ``n`` trials (SQLite unless ``url``)."""
     import random
+    import uuid
 
     from nas.study.storage import rdb_storage
 
-    url = f"sqlite:///{workdir / f'sampler-{storage_kind}.db'}"
+    url = url or f"sqlite:///{workdir / f'sampler-{storage_kind}.db'}"
     sampler, define_by_run = _digits_search(url, sampler_name)
     storage = {"nas": lambda: rdb_storage(url), "optuna": lambda: url, "memory": lambda: None}
     study = optuna.create_study(
-        study_name="bench", storage=storage[storage_kind](), sampler=sampler,
+        study_name=f"bench-{uuid.uuid4().hex[:8]}", storage=storage[storage_kind](),
+        sampler=sampler,
         direction="maximize",
     )  # fmt: skip
     rng = random.Random(0)
@@ -288,7 +292,7 @@ def main() -> None:
     ap.add_argument("--storage", default="nas", help="sampler mode: nas, optuna or memory")
     ap.add_argument("--sampler", default="tpe", help="sampler mode: a --sampler of nas search")
     ap.add_argument("--cpus", type=int, default=16, help="spine mode: Ray's logical CPUs")
-    ap.add_argument("--url", help="spine mode: Optuna storage URL (default: SQLite)")
+    ap.add_argument("--url", help="spine and sampler modes: Optuna storage URL (default: SQLite)")
     args = ap.parse_args()
     if args.mode == "spine":
         _machine(args)
@@ -298,7 +302,7 @@ def main() -> None:
     if args.mode == "sampler":
         _machine(args)
         with tempfile.TemporaryDirectory() as tmp:
-            costs = bench_sampler(args.trials, args.storage, args.sampler, Path(tmp))
+            costs = bench_sampler(args.trials, args.storage, args.sampler, Path(tmp), args.url)
         print_windows(f"{args.sampler} over {args.storage}", costs)
         return
     with tempfile.TemporaryDirectory() as tmp:

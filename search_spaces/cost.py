@@ -14,8 +14,10 @@ additions and SE gating are not counted.
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -23,11 +25,17 @@ from torch import nn
 
 from search_spaces.builder import build
 from search_spaces.scaling import scaled_size
-from search_spaces.spec import SpecError, load_spec
+from search_spaces.spec import SpecError, load_spec, spec_id
 
 __all__ = ["CostReport", "count", "layer_macs"]
 
 _SKIP = (nn.Identity, nn.Dropout, nn.Flatten, nn.Sequential, nn.ModuleList)
+#: Reports kept by :func:`count` (spec id, classes, input shape -> report): a search counts a
+#: spec when it samples it and again for its MLflow summary, and warm starts and the plan
+#: count the same specs repeatedly. A count is tens of milliseconds of meta-device work.
+CACHE_SIZE = 256
+_reports: OrderedDict[tuple[str, int, tuple[int, ...] | None], CostReport] = OrderedDict()
+_reports_lock = threading.Lock()
 
 
 @dataclass
@@ -68,8 +76,30 @@ def count(
 ) -> CostReport:
     """Cost of ``spec`` with ``num_classes`` outputs for one input of ``input_shape``
     (channels, *size). By default the spec's input, resized by ``scaling.resolution``; a given
-    ``input_shape`` is used as is."""
+    ``input_shape`` is used as is. The same spec is counted once (the last
+    :data:`CACHE_SIZE` are kept); each call gets its own copy of the report."""
     spec = load_spec(spec)
+    shape = None if input_shape is None else tuple(int(v) for v in input_shape)
+    key = (spec_id(spec), int(num_classes), shape)
+    with _reports_lock:
+        report = _reports.get(key)
+        if report is not None:
+            _reports.move_to_end(key)
+    if report is None:
+        report = _count(spec, num_classes, input_shape)
+        with _reports_lock:
+            _reports[key] = report
+            if len(_reports) > CACHE_SIZE:
+                _reports.popitem(last=False)
+    return replace(
+        report, input_shape=list(report.input_shape), layers=[dict(r) for r in report.layers]
+    )
+
+
+def _count(
+    spec: dict[str, Any], num_classes: int, input_shape: Sequence[int] | None
+) -> CostReport:
+    """:func:`count` without the cache: a meta-device build and forward pass."""
     dims, channels = spec["input"]["dims"], spec["input"]["channels"]
     if input_shape is None:
         shape = [channels, *scaled_size(spec["input"]["size"], spec["scaling"]["resolution"])]

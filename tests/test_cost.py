@@ -93,3 +93,20 @@ def test_transposed_and_grouped_macs() -> None:
     assert rows[0]["macs"] == 8 * 4 * (4 // 2) * 3  # out elements * in/groups * kernel
     assert rows[1]["macs"] == 8 * 4 * 4 * 2  # in elements * out * kernel
     assert rows[1]["out_shape"] == [4, 16]
+
+
+def test_a_spec_is_counted_once_and_each_caller_gets_its_own_report(monkeypatch) -> None:
+    """The search counts a spec when it samples it and again for its MLflow summary."""
+    from search_spaces import cost
+
+    built = []
+    real = cost._count
+    monkeypatch.setattr(cost, "_count", lambda *a: built.append(a) or real(*a))
+    spec = conv_spec(3, 17, [{"out": 7, "kernel": 3, "padding": 1}])
+    first = count(spec, 3)
+    first.layers[0]["params"] = -1  # a caller that edits its report edits only its copy
+    again = count(json.loads(json.dumps(spec)), 3)
+    other = count(spec, 4)  # another head is another count
+    assert len(built) == 2
+    assert again.params == first.params and again.layers[0]["params"] != -1
+    assert other.params != again.params

@@ -54,11 +54,14 @@ from workers.trial import (
 logger = logging.getLogger(__name__)
 
 MAX_REJECTIONS_PER_SUGGEST = 50
+#: The index of evaluated configurations is read anew from the study after this many
+#: configurations (another driver's trials); this driver's own are added as they end.
+REINDEX_EVERY = 25
 #: Version of the searcher's own checkpoint (JSON: it can run no code when read back).
 STATE_VERSION = 1
 #: What the checkpoint and Ray's pickle of the searcher keep: plain data only, never the
 #: study, its storage (whose URL may hold a password) or the sampler.
-_LIVE_HANDLES = ("study", "storage", "define_by_run", "trials")
+_LIVE_HANDLES = ("study", "storage", "define_by_run", "trials", "evaluated", "unindexed")
 #: User attributes copied from the result a trial ends with (result key -> attribute).
 RESULT_ATTRS = {SAMPLES: SAMPLES, EPOCH: "epochs", VAL_ACC: VAL_ACC, VAL_ACC_STD: VAL_ACC_STD,
                 FOLDS: FOLDS, LATENCY_MS_B1: LATENCY_MS_B1, LATENCY_MS_B64: LATENCY_MS_B64}  # fmt: skip
@@ -95,6 +98,8 @@ class NasSearcher(Searcher):
         self.trials: dict[str, optuna.Trial] = {}  # Ray trial id -> the Optuna trial it trains
         self.reported: dict[str, int] = {}  # Ray trial id -> last samples reported to Optuna
         self.configs: dict[str, dict[str, Any]] = {}  # Ray trial id -> the config it was handed
+        self.evaluated: dict[str, int] = {}  # config key -> a trial that evaluated it
+        self.unindexed = REINDEX_EVERY  # configurations since the index was read
 
     def _state(self) -> SearchState | None:
         return active(self.study.study_name)
@@ -130,16 +135,25 @@ class NasSearcher(Searcher):
         return Searcher.FINISHED
 
     def _find_evaluated(self, key: str, exclude: int) -> optuna.trial.FrozenTrial | None:
-        for t in self.study.get_trials(
-            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
-        ):
-            if (
-                t.number != exclude
-                and t.user_attrs.get("config_key") == key
-                and TrialStatus.parse(t.user_attrs.get("status")) != TrialStatus.STOPPED
+        """A finished trial of the study that evaluated config ``key`` (not one the budget
+        stopped), from an index of config keys: reading every finished trial of the study
+        for every configuration cost the driver more with every trial."""
+        self.unindexed += 1
+        if self.unindexed > REINDEX_EVERY:
+            self.unindexed = 0
+            for t in self.study.get_trials(
+                deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
             ):
-                return t
-        return None
+                self._index(t.user_attrs, t.number)
+        number = self.evaluated.get(key)
+        if number is None or number == exclude:
+            return None
+        return self.study.get_trials(deepcopy=False)[number]  # a trial's number is its index
+
+    def _index(self, attrs: dict[str, Any], number: int) -> None:
+        key = attrs.get("config_key")
+        if key and TrialStatus.parse(attrs.get("status")) != TrialStatus.STOPPED:
+            self.evaluated.setdefault(key, number)
 
     def _reuse(
         self, trial: optuna.Trial, config: TrialConfig, earlier: optuna.trial.FrozenTrial
@@ -228,6 +242,10 @@ class NasSearcher(Searcher):
         except ValueError as exc:  # a value Optuna refuses (NaN) must not end the search
             logger.warning("optuna refused trial %s: %s", trial.number, exc)
             self.study.tell(trial, None, state=TrialState.FAIL)
+            optuna_state = TrialState.FAIL
+        if optuna_state in (TrialState.COMPLETE, TrialState.PRUNED):
+            key = self.configs.get(trial_id, {}).get("config_key")
+            self._index({"config_key": key, "status": status.value}, trial.number)
         if state is not None:
             state.open_trials.pop(trial.number, None)
             state.open_configs.pop(trial.number, None)
@@ -250,6 +268,7 @@ class NasSearcher(Searcher):
         self.storage = getattr(live, "storage", None)
         self.define_by_run = getattr(live, "define_by_run", None)
         self.trials = self._reopen(numbers) if self.study is not None else {}
+        self.evaluated, self.unindexed = {}, REINDEX_EVERY  # read anew at the next config
 
     def save(self, checkpoint_path: str) -> None:
         """Write the trials in flight as versioned JSON (Ray calls this to checkpoint)."""

@@ -1,11 +1,13 @@
 """The search's Optuna storage: RDB storage that waits out a database restart, read through
 Optuna's own cache of finished trials.
 
-A database server can restart under a search of hours (maintenance, a failover). Pooled
-connections are tested before use (``pool_pre_ping``), so a restart between two calls costs
-a reconnect; a connection opened while the server is down is retried with back-off for up
-to :func:`patience_s` seconds (``NAS_DB_PATIENCE_S``, default 120), and so is a call of
-Optuna's storage API that lost its connection. Meanwhile Ray's trials go on training; the
+A database server can restart under a search of hours (maintenance, a failover). A pooled
+connection that a restart broke fails its next call, which is made again on a new
+connection (SQLAlchemy drops the pool's connections of before the restart); a connection
+opened while the server is down is retried with back-off for up to :func:`patience_s`
+seconds (``NAS_DB_PATIENCE_S``, default 120), and so is a call of Optuna's storage API
+that lost its connection. Connections are not pinged before each use (``pool_pre_ping``):
+that cost each of the fifty-odd calls a trial makes an extra round trip. Meanwhile Ray's trials go on training; the
 search only waits to record them. A database that stays down raises
 :class:`DatabaseUnavailable`, which ends the search with one line; ``--resume`` continues
 once the database is back (docs/RELIABILITY.md).
@@ -144,7 +146,7 @@ def rdb_storage(url: str, attempts: int = 5) -> PatientStorage:
     that create the same new database at once (a team's first searches on a new server)
     race on its schema: its types, tables and version row; the ones that lose find the
     schema made and simply open it again."""
-    engine = {} if url.startswith("sqlite") else {"pool_pre_ping": True, "pool_recycle": 300}
+    engine = {} if url.startswith("sqlite") else {"pool_recycle": 300}
     for attempt in range(attempts - 1):
         try:
             return PatientStorage(url, engine_kwargs=engine)
