@@ -24,8 +24,9 @@ ms per trial in windows of the history. No Ray, no training.
 ``--mode spine``: the real ``nas search`` driver (``nas.api.search``, MLflow on SQLite, the
 live view, the ledger) over Ray Tune with ``--cpus`` logical CPUs, a trainable that reports
 its one result at once, ``--trials`` trials; ms per trial in windows (from Optuna's
-timestamps of the trials' ends), the driver's resident memory per window and at its peak,
-and the size of what Ray saved.
+timestamps of the trials' ends), the driver process's CPU time per trial in the same
+windows (what it costs, as against what it waits for), its resident memory per window and at
+its peak, and the size of what Ray saved.
 
     python benchmarks/trial_overhead.py --mode sampler --trials 400 --storage nas
     python benchmarks/trial_overhead.py --mode spine --trials 5000 --cpus 16 \\
@@ -246,13 +247,14 @@ def bench_spine(n: int, cpus: int, url: str | None, workdir: Path) -> None:
 
     nas.driver.search_run.train_trial = instant_trial
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
-    rss: list[tuple[float, float]] = []
+    rss: list[tuple[float, float, float]] = []  # (time, resident MiB, CPU seconds so far)
     done = threading.Event()
 
     def sample_memory() -> None:
         me = psutil.Process()
         while not done.wait(1.0):
-            rss.append((time.time(), me.memory_info().rss / 2**20))
+            cpu = me.cpu_times()
+            rss.append((time.time(), me.memory_info().rss / 2**20, cpu.user + cpu.system))
 
     threading.Thread(target=sample_memory, daemon=True).start()
     name = f"spine-{uuid.uuid4().hex[:8]}"
@@ -266,10 +268,12 @@ def bench_spine(n: int, cpus: int, url: str | None, workdir: Path) -> None:
     print(f"{len(ends)} trials ended ({n} evaluated asked) in {wall:.0f} s with {cpus} at once")
     for a, b in windows(len(ends)):
         span = ends[b - 1] - ends[a - 1]
-        mem = [m for t, m in rss if ends[a - 1] <= t <= ends[b - 1]] or [float("nan")]
-        print(f"trials {a}-{b}: {1000 * span / max(b - a, 1):.1f} ms per trial, driver "
-              f"{max(mem):.0f} MiB")  # fmt: skip
-    print(f"driver peak resident memory: {max(m for _, m in rss):.0f} MiB")
+        inside = [(m, c) for t, m, c in rss if ends[a - 1] <= t <= ends[b - 1]]
+        mem = max((m for m, _ in inside), default=float("nan"))
+        cpu = inside[-1][1] - inside[0][1] if len(inside) > 1 else float("nan")
+        print(f"trials {a}-{b}: {1000 * span / max(b - a, 1):.1f} ms per trial, driver CPU "
+              f"{1000 * cpu / max(b - a, 1):.1f} ms per trial, driver {mem:.0f} MiB")  # fmt: skip
+    print(f"driver peak resident memory: {max(m for _, m, _ in rss):.0f} MiB")
     saved = sum(p.stat().st_size for p in (workdir / "ray" / name).rglob("*") if p.is_file())
     print(f"what Ray saved for the experiment: {saved / 2**20:.1f} MiB")
     ray.shutdown()

@@ -207,3 +207,29 @@ def test_the_status_table_marks_only_full_fidelity_green():
 
     green = {s for s, r in TABLE.items() if r.mlflow == "FINISHED"}
     assert green == {S.COMPLETED, S.REUSED}
+
+
+def test_the_plots_take_at_most_a_tenth_of_the_driver(monkeypatch):
+    """A drawing that took long holds the next one back by nine times as long."""
+    from nas.tracking import plots
+
+    clock = [100.0]
+    monkeypatch.setattr(plots.time, "monotonic", lambda: clock[0])
+    drawings = []
+
+    def slow_render(study, out_dir):
+        drawings.append(clock[0])
+        clock[0] += 20.0  # this drawing took 20 s
+        return {}
+
+    monkeypatch.setattr(plots, "render", slow_render)
+    refresher = plots.PlotRefresher(study=None, client=None, run_id="r", interval_s=1.0)
+    refresher.trial_ended()
+    refresher._thread.join()
+    clock[0] += 150.0  # 150 s after it ended: 170 s after it began, fewer than 200
+    refresher.trial_ended()
+    assert len(drawings) == 1
+    clock[0] += 40.0
+    refresher.trial_ended()
+    refresher._thread.join()
+    assert len(drawings) == 2

@@ -73,7 +73,7 @@ def make_sampler(name: str, seed: int, multi_objective: bool) -> optuna.samplers
     """The Optuna sampler for ``--sampler``. TPE is multivariate and grouped, which suits
     conditional define-by-run spaces, lies about running trials so that parallel workers
     do not all sample the same point, and fits a bounded window of the history
-    (:class:`~nas.driver.history_window.HistoryWindow`: the best 50 and the latest 150 trials), so
+    (:class:`~nas.driver.history_window.HistoryWindow`: the best 25 and the latest 75 trials), so
     a configuration costs the driver as much at trial 5,000 as at trial 200. ``local``
     mutates one decision of one of the best trials so far for most trials and lets that
     TPE explore the rest (:class:`~nas.driver.local_search.AroundIncumbent`)."""
