@@ -96,9 +96,7 @@ def count(
     )
 
 
-def _count(
-    spec: dict[str, Any], num_classes: int, input_shape: Sequence[int] | None
-) -> CostReport:
+def _count(spec: dict[str, Any], num_classes: int, input_shape: Sequence[int] | None) -> CostReport:
     """:func:`count` without the cache: a meta-device build and forward pass."""
     dims, channels = spec["input"]["dims"], spec["input"]["channels"]
     if input_shape is None:
