@@ -44,7 +44,7 @@ from nas.study.storage import open_study, unavailable
 from nas.tracking.spool import unreachable
 from nas.tracking.tracker import SearchTracker
 from workers.trainable import train_trial
-from workers.trial import SAMPLES, VAL_ACC
+from workers.trial import SAMPLES, TRIAL_NUMBER, VAL_ACC
 
 logger = logging.getLogger(__name__)
 #: Events MLflow could not take while its server was away (:mod:`nas.tracking.spool`).
@@ -467,7 +467,7 @@ def _dataset(cfg: SearchConfig) -> Any:
 
 def trial_dirname(trial: Any) -> str:
     """Short trial folders named after the Optuna trial (Ray's default embeds the config)."""
-    return f"trial_{int(trial.config.get('trial_number', 0)):04d}_{trial.trial_id}"
+    return f"trial_{int(trial.config.get(TRIAL_NUMBER, 0)):04d}_{trial.trial_id}"
 
 
 def _interrupted(exp_path: str) -> bool:

@@ -144,15 +144,15 @@ class NasSearcher(Searcher):
             for t in self.study.get_trials(
                 deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
             ):
-                self._index(t.user_attrs, t.number)
+                attrs = t.user_attrs
+                self._index(attrs.get("config_key"), attrs.get("status"), t.number)
         number = self.evaluated.get(key)
         if number is None or number == exclude:
             return None
         return self.study.get_trials(deepcopy=False)[number]  # a trial's number is its index
 
-    def _index(self, attrs: dict[str, Any], number: int) -> None:
-        key = attrs.get("config_key")
-        if key and TrialStatus.parse(attrs.get("status")) != TrialStatus.STOPPED:
+    def _index(self, key: str | None, status: Any, number: int) -> None:
+        if key and TrialStatus.parse(status) != TrialStatus.STOPPED:
             self.evaluated.setdefault(key, number)
 
     def _reuse(
@@ -244,8 +244,7 @@ class NasSearcher(Searcher):
             self.study.tell(trial, None, state=TrialState.FAIL)
             optuna_state = TrialState.FAIL
         if optuna_state in (TrialState.COMPLETE, TrialState.PRUNED):
-            key = self.configs.get(trial_id, {}).get("config_key")
-            self._index({"config_key": key, "status": status.value}, trial.number)
+            self._index(self.configs.get(trial_id, {}).get("config_key"), status, trial.number)
         if state is not None:
             state.open_trials.pop(trial.number, None)
             state.open_configs.pop(trial.number, None)

@@ -7,10 +7,10 @@ connection (SQLAlchemy drops the pool's connections of before the restart); a co
 opened while the server is down is retried with back-off for up to :func:`patience_s`
 seconds (``NAS_DB_PATIENCE_S``, default 120), and so is a call of Optuna's storage API
 that lost its connection. Connections are not pinged before each use (``pool_pre_ping``):
-that cost each of the fifty-odd calls a trial makes an extra round trip. Meanwhile Ray's trials go on training; the
-search only waits to record them. A database that stays down raises
-:class:`DatabaseUnavailable`, which ends the search with one line; ``--resume`` continues
-once the database is back (docs/RELIABILITY.md).
+that cost each of the fifty-odd calls a trial makes an extra round trip. Meanwhile Ray's
+trials go on training; the search only waits to record them. A database that stays down
+raises :class:`DatabaseUnavailable`, which ends the search with one line; ``--resume``
+continues once the database is back (docs/RELIABILITY.md).
 
 :class:`PatientStorage` is an :class:`optuna.storages.RDBStorage`, so
 :func:`optuna.create_study` puts Optuna's cache in front of it, as it does for a URL: a
