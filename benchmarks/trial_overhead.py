@@ -188,7 +188,7 @@ def _digits_search(url: str, sampler: str, seed: int = 0):
     plan = Plan(1000, 100, (100, 300, 1000), 3, (100, 300, 1000), (27, 9, 3), 1294, None,
                 "--epochs", folds=5)  # fmt: skip
     define_by_run = DefineByRun(cfg, search_spaces.load_space("image"), data, plan)
-    return make_sampler(sampler, seed, False), define_by_run
+    return make_sampler(sampler, seed), define_by_run
 
 
 def bench_sampler(

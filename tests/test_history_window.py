@@ -75,7 +75,7 @@ def test_past_the_window_the_sampler_sees_the_best_and_the_latest_and_no_more():
 
 
 def test_the_search_samples_tpe_through_a_window():
-    sampler = make_sampler("tpe", 0, False)
+    sampler = make_sampler("tpe", 0)
     assert isinstance(sampler, HistoryWindow) and isinstance(
         sampler.inner, optuna.samplers.TPESampler
     )

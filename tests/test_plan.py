@@ -158,3 +158,21 @@ def test_every_shipped_space_draws_batches_at_most_twice_apart():
         choice = search_spaces.load_space(name).train["batch_size"]
         values = choice.values or (choice.low, choice.high)
         assert max(values) <= 2 * min(values), (name, values)
+
+
+def test_nsga2_breeds_several_generations_of_what_the_lowest_rung_sees():
+    from nas.core.budget import parse_budget
+    from nas.driver.search_run import NSGA2_GENERATIONS, NSGA2_POPULATION_RANGE, nsga2_population
+
+    class Cfg:
+        budget = parse_budget("10m")
+
+    planned = make_plan(budget_seconds=600, train_size=5_000, workers=1, seconds_per_sample=1e-4,
+                        val_size=500, batch_size=64)  # fmt: skip
+    seen = planned.configs[0]
+    assert nsga2_population(Cfg, planned) == max(
+        NSGA2_POPULATION_RANGE[0], min(NSGA2_POPULATION_RANGE[1], seen // NSGA2_GENERATIONS)
+    )
+    Cfg.budget = parse_budget("40trials")
+    fixed = fixed_plan(2, 1, 1_000)
+    assert nsga2_population(Cfg, fixed) == 40 // NSGA2_GENERATIONS

@@ -97,7 +97,7 @@ def test_by_trial_40_the_search_asks_the_database_no_more_than_optunas_own_stora
     )
     theirs = optuna.create_study(storage=theirs_url, sampler=plain_tpe, direction="maximize")
     ours = optuna.create_study(storage=rdb_storage(ours_url), direction="maximize",
-                               sampler=make_sampler("tpe", 0, False))  # fmt: skip
+                               sampler=make_sampler("tpe", 0))  # fmt: skip
     with _reads() as optunas:
         _forty(theirs)
     with _reads() as searchs:

@@ -69,14 +69,32 @@ class SearchOutcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def make_sampler(name: str, seed: int, multi_objective: bool) -> optuna.samplers.BaseSampler:
+#: NSGA-II breeds about this many generations from the configurations a search evaluates.
+NSGA2_GENERATIONS = 4
+NSGA2_POPULATION_RANGE = (4, 50)
+
+
+def nsga2_population(cfg: SearchConfig, plan: Plan) -> int:
+    """NSGA-II's population from the plan: the configurations the lowest rung is expected to
+    see (or the ``--budget N trials``) over :data:`NSGA2_GENERATIONS`, so that the budget
+    breeds several generations instead of drawing one at random; within
+    :data:`NSGA2_POPULATION_RANGE` (its low end when nothing says how many)."""
+    low, high = NSGA2_POPULATION_RANGE
+    seen = plan.configs[0] if plan.configs else 0
+    if not seen and cfg.budget.kind == "trials":
+        seen = int(cfg.budget.amount)
+    return max(low, min(high, seen // NSGA2_GENERATIONS))
+
+
+def make_sampler(name: str, seed: int, population: int = 10) -> optuna.samplers.BaseSampler:
     """The Optuna sampler for ``--sampler``. TPE is multivariate and grouped, which suits
     conditional define-by-run spaces, lies about running trials so that parallel workers
     do not all sample the same point, and fits a bounded window of the history
     (:class:`~nas.driver.history_window.HistoryWindow`: the best 25 and the latest 75 trials), so
     a configuration costs the driver as much at trial 5,000 as at trial 200. ``local``
     mutates one decision of one of the best trials so far for most trials and lets that
-    TPE explore the rest (:class:`~nas.driver.local_search.AroundIncumbent`)."""
+    TPE explore the rest (:class:`~nas.driver.local_search.AroundIncumbent`). ``nsga2``
+    breeds generations of ``population`` (:func:`nsga2_population`)."""
     if name in ("tpe", "local"):
         tpe = optuna.samplers.TPESampler(
             seed=seed,
@@ -91,9 +109,7 @@ def make_sampler(name: str, seed: int, multi_objective: bool) -> optuna.samplers
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(
-            seed=seed, population_size=10 if multi_objective else 10
-        )
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
     if name == "cmaes":
         return optuna.samplers.CmaEsSampler(
             seed=seed, warn_independent_sampling=False, n_startup_trials=6
@@ -292,7 +308,8 @@ def _open_study(
 ) -> tuple[optuna.Study, list[TrialRecord]]:
     """The study and, on ``--resume``, its trials so far (their best is the state's best);
     a new study gets its warm-start trials queued."""
-    study, state.storage = open_study(cfg, make_sampler(cfg.sampler, cfg.seed, cfg.multi_objective))
+    sampler = make_sampler(cfg.sampler, cfg.seed, nsga2_population(cfg, plan))
+    study, state.storage = open_study(cfg, sampler)
     state.study = study
     previous = trial_records(study) if cfg.resume else []
     if not cfg.resume:

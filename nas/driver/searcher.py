@@ -88,8 +88,10 @@ class NasSearcher(Searcher):
     ) -> None:
         modes = ["max" if d == optuna.study.StudyDirection.MAXIMIZE else "min"
                  for d in study.directions]  # fmt: skip
-        multi = len(metrics) > 1
-        super().__init__(metric=metrics if multi else metrics[0], mode=modes if multi else modes[0])
+        # Ray checks every result for the searcher's metric; costs measured at a trial's end
+        # (latency) are in its last result only, so Ray is told the first objective (the
+        # accuracy, reported at every rung) and the searcher tells Optuna all of them.
+        super().__init__(metric=metrics[0], mode=modes[0])
         self.define_by_run = define_by_run
         self.study = study
         self.storage = storage  # to reopen a restored trial's handle by its number
