@@ -108,19 +108,3 @@ def test_no_cap_when_the_users_max_macs_is_lower_or_the_data_small(timed_by_macs
     digits = DataInfo("digits", None, 2, 1, (8, 8), 10, 1295, 143, smallest_class=140)
     plan, _ = _plan(digits)
     assert plan.folds == 5 and plan.max_macs is None
-
-
-@pytest.mark.parametrize(
-    ("rounds", "expected"),
-    [
-        ([2.0, 1.0, 1.05], 1.025),  # a slow first round (neighbours starting) is dropped
-        ([1.0, 1.05], 1.025),
-        ([1.0, 2.0, 1.0, 2.0, 1.5], 1.5),  # never two alike: the median of all five
-    ],
-)
-def test_a_timing_is_taken_once_two_rounds_agree(rounds, expected):
-    from workers.calibrate import settled
-
-    it = iter(rounds)
-    assert settled(lambda: next(it)) == pytest.approx(expected)
-    assert next(it, None) is None  # no round more than needed

@@ -8,9 +8,7 @@ No data set is loaded and nothing is kept.
 
 from __future__ import annotations
 
-import statistics
 import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -20,23 +18,6 @@ from search_spaces.scaling import scaled_size
 from workers.engine.loop import build_model, default_device
 
 TIMED_STEPS = 3
-#: Rounds of :data:`TIMED_STEPS` are timed until two in a row agree within this share (a
-#: worker's first rounds run while its neighbours start up), at most :data:`MAX_ROUNDS`.
-SETTLE_TOLERANCE = 0.10
-MAX_ROUNDS = 5
-
-
-def settled(time_round: Callable[[], float]) -> float:
-    """A timing that has settled: ``time_round()`` repeated until two rounds in a row agree
-    within :data:`SETTLE_TOLERANCE`, their mean; the median of :data:`MAX_ROUNDS` rounds
-    when none do. One timing 14% off moved a whole plan before (issue 28)."""
-    rounds = [time_round()]
-    while len(rounds) < MAX_ROUNDS:
-        rounds.append(time_round())
-        a, b = rounds[-2:]
-        if abs(a - b) <= SETTLE_TOLERANCE * min(a, b):
-            return (a + b) / 2
-    return statistics.median(rounds)
 
 
 def seconds_per_sample(
@@ -49,8 +30,7 @@ def seconds_per_sample(
     threads: int = 0,
     device: str | None = None,
 ) -> float:
-    """Wall seconds of one training sample (forward, backward, SGD step) of ``spec``, once
-    the timing has :func:`settled`."""
+    """Wall seconds of one training sample (forward, backward, SGD step) of ``spec``."""
     if threads > 0:
         torch.set_num_threads(threads)
     dev = torch.device(device) if device else default_device()
@@ -67,15 +47,12 @@ def seconds_per_sample(
         loss.backward()
         opt.step()
 
-    def time_round() -> float:
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        t0 = time.perf_counter()
-        for _ in range(TIMED_STEPS):
-            step()
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        return (time.perf_counter() - t0) / (TIMED_STEPS * batch_size)
-
     step()
-    return settled(time_round)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    t0 = time.perf_counter()
+    for _ in range(TIMED_STEPS):
+        step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    return (time.perf_counter() - t0) / (TIMED_STEPS * batch_size)

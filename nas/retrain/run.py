@@ -266,15 +266,20 @@ RETRAIN_TRAIN_SHARE = 0.85
 
 
 def epochs_for_budget(seconds: float, spec: dict[str, Any], data: Any, settings: dict) -> int:
-    """Whole epochs of ``spec`` that fit in ``seconds``: training steps timed on this machine
-    until the timing settles (:func:`workers.calibrate.seconds_per_sample`), each epoch's
-    training and its evaluation (a forward pass, about a third of a step) counted; at least
-    one."""
+    """Whole epochs of ``spec`` that fit in ``seconds``: a few timed training steps on this
+    machine (:func:`workers.calibrate.seconds_per_sample`, the median of three), each
+    epoch's training and its evaluation (a forward pass, about a third of a step) counted;
+    at least one."""
+    import statistics
+
     from workers.calibrate import seconds_per_sample
 
     batch = int(settings.get("batch_size", 64))
-    timed = seconds_per_sample(
-        spec, data.num_classes, data.channels, tuple(data.size), batch_size=batch
+    timed = statistics.median(
+        seconds_per_sample(
+            spec, data.num_classes, data.channels, tuple(data.size), batch_size=batch
+        )  # fmt: skip
+        for _ in range(3)
     )
     per_epoch = timed * (len(data.train_y) + len(data.test_y) / 3)
     return max(1, int(seconds * RETRAIN_TRAIN_SHARE / per_epoch))
