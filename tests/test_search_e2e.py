@@ -101,8 +101,15 @@ def test_multi_objective_gives_a_pareto_front(tmp_path, ray_session, capsys, cos
     assert len(study.directions) == 2
     assert study.best_trials, "a Pareto front"
     assert all(len(t.values) == 2 for t in study.best_trials)
-    assert "Pareto" in capsys.readouterr().out
-    assert_stores_agree(study, _mlflow_trials(tmp_path))
+    out = capsys.readouterr().out
+    assert "Pareto" in out and "ms_b1" in out  # each member's measured latency beside its costs
+    runs = _mlflow_trials(tmp_path)
+    assert_stores_agree(study, runs)
+    tagged = {n for n, run in runs.items() if run.data.tags.get("nas.pareto") == "true"}
+    assert tagged == {t.number for t in study.best_trials}
+    assert main(["leaderboard", "--workdir", str(tmp_path), "--pareto", "--json"]) == 0
+    listed = {row["trial"] for row in json.loads(capsys.readouterr().out)}
+    assert listed == tagged
 
 
 def test_max_params_rejects_before_a_worker(tmp_path, ray_session):

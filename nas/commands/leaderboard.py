@@ -25,6 +25,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--limit", type=int, default=20, help="rows in the table (default 20; --json prints all)"
     )
     p.add_argument("--json", action="store_true", help="a JSON list of every trial")
+    p.add_argument(
+        "--pareto",
+        action="store_true",
+        help="only the Pareto front of a multi-objective search (the best trial otherwise)",
+    )
     p.set_defaults(func=run)
 
 
@@ -40,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--workdir {args.workdir!r}: no search found there (no optuna.db)")
     study = load_study(storage or default_storage(workdir), args.name)
     records = trial_records(study)
+    if args.pareto:
+        records = [r for r in records if r.pareto]
     if args.json:
         print(json.dumps([r.to_json() for r in records], indent=2))
         return 0

@@ -207,6 +207,9 @@ def _fmt_value(r: TrialRecord) -> str:
 def format_table(records: list[TrialRecord], limit: int | None = 20, multi: bool = False) -> str:
     """The leaderboard as a text table."""
     header = ["rank", "trial", "val_acc", "params", "MACs", "samples", "status", "spec_id"]
+    latency = multi and any(r.latency_ms_b1 is not None for r in records)
+    if latency:
+        header.append("ms_b1")
     if multi:
         header.append("pareto")
     rows = []
@@ -222,6 +225,8 @@ def format_table(records: list[TrialRecord], limit: int | None = 20, multi: bool
             r.status,
             r.spec_id or "-",
         ]
+        if latency:
+            row.append(f"{r.latency_ms_b1:.2f}" if r.latency_ms_b1 is not None else "-")
         if multi:
             row.append("*" if r.pareto else "")
         rows.append(row)

@@ -78,6 +78,8 @@ from workers.trial import (
 
 logger = logging.getLogger(__name__)
 
+#: The tag of a multi-objective search's Pareto-front trial runs.
+PARETO_TAG = "nas.pareto"
 PARAM_LIMIT = 6000  # MLflow's param value limit; longer values are artifacts only
 
 
@@ -116,6 +118,7 @@ class SearchTracker:
         self.experiment_id = mlflow_store.experiment_id(self.client, study, tracking_uri)
         self.parent_run_id: str | None = None
         self._trial_runs: dict[int, str] = {}
+        self._pareto: set[int] = set()  # trials whose runs carry PARETO_TAG
         self._tags: dict[tuple[int, str], str] = {}  # the last node / note tagged per trial
         self._last_step: dict[int, int] = {}  # the last metric step logged per trial
         self._last_result: dict[int, dict[str, Any]] = {}  # the last report per trial
@@ -306,6 +309,7 @@ class SearchTracker:
             best = best_record(records)
             if best is not None and best.value is not None:
                 self._mark_best(best.trial, best.value)
+            self._mark_front(records)
             rows = [{**r.to_json(), "run_id": self._trial_runs.get(r.trial)} for r in records]
             self.client.log_dict(self.parent_run_id, rows, "leaderboard.json")
             self.client.log_text(self.parent_run_id, _csv(rows), "leaderboard.csv")
@@ -331,6 +335,21 @@ class SearchTracker:
                 "mlflow.note.content": text}  # fmt: skip
         self.client.log_batch(self.parent_run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
+    def _mark_front(self, records: list[Any]) -> None:
+        """With several objectives, tag the trial runs of the Pareto front ``nas.pareto``
+        (and untag those a resumed search's front left), so that MLflow's search
+        ``tags.`nas.pareto` = 'true'`` lists what the leaderboard marks."""
+        if not any(r.values and len(r.values) > 1 for r in records):
+            return
+        front = {r.trial for r in records if r.pareto}
+        for number in self._pareto - front:
+            if number in self._trial_runs:
+                self.client.delete_tag(self._trial_runs[number], PARETO_TAG)
+        for number in front - self._pareto:
+            if number in self._trial_runs:
+                self.client.set_tag(self._trial_runs[number], PARETO_TAG, "true")
+        self._pareto = front
+
     # -- trial runs ------------------------------------------------------------------------
 
     def _load_trial_runs(self) -> None:
@@ -342,6 +361,8 @@ class SearchTracker:
         for r in runs:
             if "nas.trial" in r.data.tags:
                 self._trial_runs[int(r.data.tags["nas.trial"])] = r.info.run_id
+                if r.data.tags.get(PARETO_TAG) == "true":
+                    self._pareto.add(int(r.data.tags["nas.trial"]))
 
     def trial_run(self, number: int, config: TrialConfig, ray_trial_id: str | None = None) -> str:
         """The run of Optuna trial ``number``; created with its params on first use."""
