@@ -25,7 +25,7 @@ from search_spaces.scaling import scaled_size
 from workers.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from workers.data import Dataset, get_dataset
 from workers.engine import retry_smaller_on_oom, train, train_folds
-from workers.engine.loop import is_oom, one_line
+from workers.engine.loop import build_model, is_oom, one_line
 from workers.latency import measure_latency
 from workers.memory import peak_mb, reset_peak
 from workers.settings import TrainSettings
@@ -90,7 +90,10 @@ def _row(metrics: Any, static: dict[str, Any], device: str) -> TrialReport:
 
 def train_trial(config: dict[str, Any], data: Dataset | None = None) -> None:
     """Train ``config["spec"]`` on ``data`` and report at every point of the plan to Ray Tune
-    (with a checkpoint); the last report carries the status and the measured latency.
+    (with a checkpoint); every report carries the costs (params, MACs and the latency,
+    measured once before training: it depends on the architecture, not its weights, and a
+    multi-objective rung ranks on it, :mod:`nas.driver.pareto_halving`); the last one the
+    status.
 
     An error the engine does not turn into a status ends the trial ``failed`` with its
     reason, traceback and the tail of this worker's log in the last report (the driver puts
@@ -119,6 +122,8 @@ def _train_trial(tune: Any, raw_config: dict[str, Any], data: Dataset | None) ->
     data = _load(config, data, device)
     spec = config.spec
     static: dict[str, Any] = {"params": config.params, "macs": config.macs}
+    static.update(_latency(build_model(spec, data.num_classes)[0].to(device), data, spec, device))
+    reset_peak(device)  # the trial's peak memory is its training's
     max_samples = config.max_samples
     final: dict[str, Any] = {}
     reported = [0]  # samples of the last report (an OOM retry passes them again)
@@ -130,8 +135,7 @@ def _train_trial(tune: Any, raw_config: dict[str, Any], data: Dataset | None) ->
         reported[0] = metrics.samples
 
     def on_epoch(metrics: Any, state: dict[str, Any]) -> bool:
-        if metrics.samples >= max_samples:
-            # The last report goes after training, with the measured latency.
+        if metrics.samples >= max_samples:  # the last report goes after training, with its status
             final.update(row=_row(metrics, static, device), state=state)
         elif metrics.samples > reported[0]:
             report(_row(metrics, static, device), state)
@@ -162,10 +166,9 @@ def _train_trial(tune: Any, raw_config: dict[str, Any], data: Dataset | None) ->
         if final:
             final["row"].note = oom_note
     if result.ok and final:
-        row = dataclasses.replace(final["row"], status=TrialStatus.COMPLETED.value)
-        for key, value in _latency(result.model, data, spec, device, static).items():
-            setattr(row, key, value)
-        report(row, final["state"])
+        report(
+            dataclasses.replace(final["row"], status=TrialStatus.COMPLETED.value), final["state"]
+        )
     elif not result.ok:
         # One final report carries the failure; the trial ends, the search goes on.
         ended = TrialReport(
@@ -179,9 +182,7 @@ def _train_trial(tune: Any, raw_config: dict[str, Any], data: Dataset | None) ->
         tune.report(ended.to_dict())
 
 
-def _latency(
-    model: Any, data: Dataset, spec: dict[str, Any], device: str, static: dict[str, Any]
-) -> dict[str, Any]:
+def _latency(model: Any, data: Dataset, spec: dict[str, Any], device: str) -> dict[str, Any]:
     """Latency at batch 1 and 64; out of memory at 64 measures batch 1 alone (noted)."""
     resolution = float((spec.get("scaling") or {}).get("resolution", 1.0))
     shape = (data.channels, *scaled_size(tuple(data.size), resolution))

@@ -31,6 +31,7 @@ from nas.driver.history_window import HistoryWindow
 from nas.driver.ledger import Ledger, is_disk_full
 from nas.driver.live_view import LiveView
 from nas.driver.local_search import AroundIncumbent
+from nas.driver.pareto_halving import ParetoHalving
 from nas.driver.plan import Plan
 from nas.driver.plan_on_workers import plan_search, space_draws
 from nas.driver.ray_adapters import BudgetStopper, EventCallback, activate
@@ -120,17 +121,23 @@ def make_sampler(name: str, seed: int, population: int = 10) -> optuna.samplers.
 
 
 def make_scheduler(cfg: SearchConfig, plan: Plan) -> Any:
-    """ASHA (default), synchronous Hyperband, or FIFO, all on the accuracy metric, with the
-    plan's rungs in training samples (the fidelity unit, :mod:`nas.driver.plan`)."""
+    """ASHA (default), synchronous Hyperband, or FIFO on the accuracy, with the plan's rungs
+    in training samples (the fidelity unit, :mod:`nas.driver.plan`). With several
+    objectives, ASHA and Hyperband are both successive halving over all of them at the
+    plan's rungs (:class:`~nas.driver.pareto_halving.ParetoHalving`): ranked on accuracy
+    alone, the small networks a cost objective asks for would be stopped first."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
 
+    if cfg.scheduler == "none":
+        return FIFOScheduler()
+    if cfg.multi_objective:
+        return ParetoHalving(metrics=cfg.metrics, modes=cfg.modes, rungs=plan.rungs,
+                             eta=plan.eta, time_attr=SAMPLES)  # fmt: skip
     rungs = {"metric": VAL_ACC, "mode": "max", "time_attr": SAMPLES,
              "max_t": plan.max_samples, "reduction_factor": plan.eta}  # fmt: skip
     if cfg.scheduler == "asha":
         return ASHAScheduler(grace_period=plan.grace_samples, **rungs)
-    if cfg.scheduler == "hyperband":
-        return HyperBandScheduler(**rungs)
-    return FIFOScheduler()
+    return HyperBandScheduler(**rungs)
 
 
 def _concurrency(cfg: SearchConfig) -> int:
