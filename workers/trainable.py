@@ -90,10 +90,11 @@ def _row(metrics: Any, static: dict[str, Any], device: str) -> TrialReport:
 
 def train_trial(config: dict[str, Any], data: Dataset | None = None) -> None:
     """Train ``config["spec"]`` on ``data`` and report at every point of the plan to Ray Tune
-    (with a checkpoint); every report carries the costs (params, MACs and the latency,
-    measured once before training: it depends on the architecture, not its weights, and a
-    multi-objective rung ranks on it, :mod:`nas.driver.pareto_halving`); the last one the
-    status.
+    (with a checkpoint); every report carries the costs, the last one the status and,
+    for a completed trial, the measured latency. With ``latency_first`` the latency is
+    measured before training instead and every report carries it (it depends on the
+    architecture, not its weights: a latency objective's rungs rank on it,
+    :mod:`nas.driver.pareto_halving`).
 
     An error the engine does not turn into a status ends the trial ``failed`` with its
     reason, traceback and the tail of this worker's log in the last report (the driver puts
@@ -121,9 +122,7 @@ def _train_trial(tune: Any, raw_config: dict[str, Any], data: Dataset | None) ->
     reset_peak(device)
     data = _load(config, data, device)
     spec = config.spec
-    static: dict[str, Any] = {"params": config.params, "macs": config.macs}
-    static.update(_latency(build_model(spec, data.num_classes)[0].to(device), data, spec, device))
-    reset_peak(device)  # the trial's peak memory is its training's
+    static = _costs(config, data, device)
     max_samples = config.max_samples
     final: dict[str, Any] = {}
     reported = [0]  # samples of the last report (an OOM retry passes them again)
@@ -135,7 +134,7 @@ def _train_trial(tune: Any, raw_config: dict[str, Any], data: Dataset | None) ->
         reported[0] = metrics.samples
 
     def on_epoch(metrics: Any, state: dict[str, Any]) -> bool:
-        if metrics.samples >= max_samples:  # the last report goes after training, with its status
+        if metrics.samples >= max_samples:  # the last report goes after training
             final.update(row=_row(metrics, static, device), state=state)
         elif metrics.samples > reported[0]:
             report(_row(metrics, static, device), state)
@@ -166,9 +165,7 @@ def _train_trial(tune: Any, raw_config: dict[str, Any], data: Dataset | None) ->
         if final:
             final["row"].note = oom_note
     if result.ok and final:
-        report(
-            dataclasses.replace(final["row"], status=TrialStatus.COMPLETED.value), final["state"]
-        )
+        report(_completed(final["row"], config, result.model, data, device), final["state"])
     elif not result.ok:
         # One final report carries the failure; the trial ends, the search goes on.
         ended = TrialReport(
@@ -180,6 +177,29 @@ def _train_trial(tune: Any, raw_config: dict[str, Any], data: Dataset | None) ->
             **static,
         )
         tune.report(ended.to_dict())
+
+
+def _completed(
+    row: TrialReport, config: TrialConfig, model: Any, data: Dataset, device: str
+) -> TrialReport:
+    """The last report of a completed trial: its status, and its latency measured on the
+    trained network unless it was measured before training (``latency_first``)."""
+    row = dataclasses.replace(row, status=TrialStatus.COMPLETED.value)
+    if config.latency_first:
+        return row
+    return dataclasses.replace(row, **_latency(model, data, config.spec, device))
+
+
+def _costs(config: TrialConfig, data: Dataset, device: str) -> dict[str, Any]:
+    """What every report carries of the trial's costs: params and MACs, and with
+    ``latency_first`` the latency of the untrained network."""
+    static: dict[str, Any] = {"params": config.params, "macs": config.macs}
+    if config.latency_first:
+        model = build_model(config.spec, data.num_classes)[0].to(device)
+        static.update(_latency(model, data, config.spec, device))
+        del model
+        reset_peak(device)  # the trial's peak memory is its training's
+    return static
 
 
 def _latency(model: Any, data: Dataset, spec: dict[str, Any], device: str) -> dict[str, Any]:

@@ -73,6 +73,9 @@ class TrialConfig:
     macs: int = 0
     rejected: str | None = None
     warm_start: str | None = None
+    #: measure the latency before training, so that every report carries it (a search
+    #: with a latency objective ranks its rungs on it); else only a completed trial's
+    latency_first: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The plain dict Ray Tune carries (costs nested under ``cost``)."""

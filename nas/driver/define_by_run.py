@@ -99,4 +99,5 @@ class DefineByRun:
             threads=max(1, int(cfg.cpus_per_trial)),
             trial_number=trial.number,
             warm_start=trial.user_attrs.get("warm_start"),
+            latency_first="latency" in cfg.objectives,
         ).to_dict()
