@@ -93,14 +93,21 @@ def test_multi_objective_gives_a_pareto_front(tmp_path, ray_session, capsys, cos
     """``latency`` is measured only at a trial's end, after the first reports (it ended in
     Ray's "did not include the specified metric(s)" traceback once)."""
     objective = f"accuracy,{cost}"
+    limit = ["--constraint", "params<=150k"] if cost == "latency" else []
     assert (
-        _search(tmp_path, "--budget", "4trials", "--objective", objective, "--sampler", "nsga2")
+        _search(
+            tmp_path, "--budget", "4trials", "--objective", objective, "--sampler", "nsga2", *limit
+        )
         == 0
     )
     study = _study(tmp_path)
     assert len(study.directions) == 2
     assert study.best_trials, "a Pareto front"
     assert all(len(t.values) == 2 for t in study.best_trials)
+    for t in study.trials:  # --constraint: each ended trial's excess, read by NSGA-II
+        if limit and t.user_attrs.get("status") not in ("rejected", "reused"):
+            assert t.constraints == {"params": t.user_attrs["params"] - 150_000}, t.number
+    assert all(t.user_attrs["params"] <= 150_000 for t in study.best_trials)
     out = capsys.readouterr().out
     assert "Pareto" in out and "ms_b1" in out  # each member's measured latency beside its costs
     runs = _mlflow_trials(tmp_path)

@@ -47,6 +47,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="accuracy",
         help="accuracy[,params|macs|latency] (several = multi-objective, Pareto front)",
     )
+    p.add_argument(
+        "--constraint",
+        action="append",
+        metavar="COST<=LIMIT",
+        help="a soft limit the sampler steers towards (tpe, local, nsga2; Optuna's "
+        "constraints_func): latency<=2ms, params<=100k or macs<=5M; repeat for several",
+    )
     p.add_argument("--max-params", help="reject specs with more parameters (e.g. 500k, 2M)")
     p.add_argument("--max-macs", help="reject specs with more multiply-accumulates (e.g. 50M)")
     p.add_argument("--name", default=DEFAULT_NAME, help=f"study name (default: {DEFAULT_NAME})")
@@ -165,6 +172,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n{title} of '{cfg.name}' ({len(records)} trials, {outcome.seconds:.0f}s):")
         print(format_table(records, multi=cfg.multi_objective))
     out = sys.stderr
+    completed = [r for r in records if r.state == "COMPLETE"]
+    if cfg.constraints and completed and not any(r.feasible for r in completed):
+        out.write(
+            f"nas: no completed trial met --constraint {', '.join(cfg.constraints)}; the best "
+            "trial is handed over without it (loosen the limit or search longer)\n"
+        )
     if outcome.status == "stopped":
         out.write(f"nas: error: {outcome.extra['stop_reason']}\n")
         return 2

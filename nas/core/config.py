@@ -67,6 +67,31 @@ def parse_objectives(text: str) -> tuple[str, ...]:
     return names
 
 
+#: ``--constraint`` costs: the reported metric each limits
+CONSTRAINED = {"latency": LATENCY_MS_B1, "params": PARAMS, "macs": MACS}
+
+
+def parse_constraint(text: str) -> tuple[str, float]:
+    """``latency<=2ms`` -> ("latency", 2.0) (milliseconds at batch 1); ``params<=100k``,
+    ``macs<=5M`` -> counts. A soft limit: the sampler prefers configurations within it."""
+    match = re.fullmatch(r"\s*(\w+)\s*<=\s*([0-9.eE+_,]+[kKmMgG]?)\s*(ms)?\s*", str(text))
+    cost = match.group(1).lower() if match else None
+    if match is None or cost not in CONSTRAINED or (match.group(3) and cost != "latency"):
+        raise UsageError(
+            f"--constraint {text!r}: expected latency<=MS, params<=N or macs<=N "
+            "(e.g. latency<=2ms, params<=100k, macs<=5M)"
+        )
+    if cost == "latency":
+        try:
+            limit = float(match.group(2))
+        except ValueError:
+            limit = -1.0
+        if not limit > 0:
+            raise UsageError(f"--constraint {text!r}: the latency limit must be > 0 ms")
+        return cost, limit
+    return cost, float(parse_count(f"--constraint {text!r}:", match.group(2)))
+
+
 def sqlite_url(path: Path) -> str:
     """SQLAlchemy URL of a SQLite file (absolute, so Ray workers and restores agree)."""
     return f"sqlite:///{path.resolve()}"
@@ -108,7 +133,8 @@ class DataInfo:
 
 #: What a resumed search keeps from its first run (search.json), whatever the command says;
 #: the rest (the budget, where it runs) may change on ``--resume``.
-KEPT_ON_RESUME = ("dataset", "data_dir", "space", "objectives", "max_params", "max_macs", "seed",
+KEPT_ON_RESUME = ("dataset", "data_dir", "space", "objectives", "constraints", "max_params",
+                  "max_macs", "seed",
                   "sampler", "scheduler", "epochs", "grace_epochs", "val_fraction",
                   "folds", "warm_start", "checkpoint_uri")  # fmt: skip
 
@@ -122,6 +148,8 @@ class SearchConfig:
     data_dir: str | None
     space: str  # a shipped space name or a YAML path
     objectives: tuple[str, ...] = ("accuracy",)
+    #: soft limits as ``--constraint`` wrote them (``latency<=2ms``), :func:`parse_constraint`
+    constraints: tuple[str, ...] = ()
     max_params: int | None = None
     max_macs: int | None = None
     name: str = DEFAULT_NAME
@@ -173,6 +201,13 @@ class SearchConfig:
         return [OBJECTIVES[o][1] for o in self.objectives]
 
     @property
+    def latency_ranked(self) -> bool:
+        """True when an objective or a constraint is the latency: trials measure it before
+        training, so that every report carries it."""
+        limited = {parse_constraint(text)[0] for text in self.constraints}
+        return "latency" in self.objectives or "latency" in limited
+
+    @property
     def multi_objective(self) -> bool:
         return len(self.objectives) > 1
 
@@ -183,6 +218,7 @@ class SearchConfig:
         d["budget"] = self.budget.text
         d["workdir"] = str(self.workdir)
         d["objectives"] = list(self.objectives)
+        d["constraints"] = list(self.constraints)
         for key in ("storage", "tracking_uri", "checkpoint_uri"):
             d[key] = mask_url(d[key])
         d.pop("resume")

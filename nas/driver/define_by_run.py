@@ -99,5 +99,5 @@ class DefineByRun:
             threads=max(1, int(cfg.cpus_per_trial)),
             trial_number=trial.number,
             warm_start=trial.user_attrs.get("warm_start"),
-            latency_first="latency" in cfg.objectives,
+            latency_first=cfg.latency_ranked,
         ).to_dict()

@@ -186,7 +186,8 @@ class HistoryWindow(BaseSampler):
 
 
 def _plain(t: FrozenTrial) -> FrozenTrial:
-    """``t`` as a new trial of a window: parameters, values and state (no attributes)."""
+    """``t`` as a new trial of a window: parameters, values, state and system attributes
+    (where Optuna keeps a trial's constraint values), no user attributes."""
     values = t.values if t.state == TrialState.COMPLETE else None
     return optuna.trial.create_trial(
         state=t.state,
@@ -194,4 +195,5 @@ def _plain(t: FrozenTrial) -> FrozenTrial:
         distributions=t.distributions,
         values=values,
         intermediate_values=t.intermediate_values if t.state == TrialState.PRUNED else None,
+        system_attrs=t.system_attrs,
     )

@@ -24,6 +24,7 @@ from nas.core.config import (
     default_storage,
     default_tracking_uri,
     load_saved,
+    parse_constraint,
     parse_count,
     parse_objectives,
 )
@@ -199,6 +200,7 @@ def prepare_search(
         data_dir=overrides["data_dir"],
         space=space_name,
         objectives=tuple(overrides["objectives"]),
+        constraints=tuple(overrides.get("constraints") or ()),
         max_params=overrides["max_params"],
         max_macs=overrides["max_macs"],
         name=name,
@@ -280,6 +282,7 @@ def _fresh_settings(args: argparse.Namespace) -> tuple[Budget, dict[str, Any]]:
         "data_dir": args.data_dir,
         "space": args.space,
         "objectives": list(parse_objectives(args.objective)),
+        "constraints": _constraints(args),
         "max_params": parse_count("--max-params", args.max_params),
         "max_macs": parse_count("--max-macs", args.max_macs),
         "seed": args.seed,
@@ -294,6 +297,25 @@ def _fresh_settings(args: argparse.Namespace) -> tuple[Budget, dict[str, Any]]:
         if args.checkpoint_uri
         else None,
     }
+
+
+#: the samplers that take Optuna's ``constraints_func``
+CONSTRAINED_SAMPLERS = ("tpe", "local", "nsga2")
+
+
+def _constraints(args: argparse.Namespace) -> list[str]:
+    """``--constraint`` as given, each checked (:func:`parse_constraint`), one per cost."""
+    given = list(getattr(args, "constraint", None) or [])
+    costs = [parse_constraint(text)[0] for text in given]
+    if given and args.sampler not in CONSTRAINED_SAMPLERS:
+        raise UsageError(
+            f"--constraint {given[0]!r}: --sampler {args.sampler} takes no constraints; use "
+            f"{', '.join(CONSTRAINED_SAMPLERS)}"
+        )
+    repeated = sorted({c for c in costs if costs.count(c) > 1})
+    if repeated:
+        raise UsageError(f"--constraint: {repeated[0]} is limited twice; give one limit per cost")
+    return given
 
 
 def _check_checkpoint_uri(uri: str | None) -> None:

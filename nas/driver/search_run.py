@@ -95,7 +95,9 @@ def make_sampler(name: str, seed: int, population: int = 10) -> optuna.samplers.
     a configuration costs the driver as much at trial 5,000 as at trial 200. ``local``
     mutates one decision of one of the best trials so far for most trials and lets that
     TPE explore the rest (:class:`~nas.driver.local_search.AroundIncumbent`). ``nsga2``
-    breeds generations of ``population`` (:func:`nsga2_population`)."""
+    breeds generations of ``population`` (:func:`nsga2_population`).
+    TPE and NSGA-II read the trials' constraints (``--constraint``,
+    :mod:`nas.driver.constraints`)."""
     if name in ("tpe", "local"):
         tpe = optuna.samplers.TPESampler(
             seed=seed,
@@ -451,7 +453,11 @@ def _tuner(
             # study goes on as a new Ray experiment; its unfinished trials end driver_lost.
             logger.warning("nas: Ray state from another version (%s); starting anew", exc)
     searcher = NasSearcher(
-        state.define_by_run, study=state.study, metrics=cfg.metrics, storage=state.storage
+        state.define_by_run,
+        study=state.study,
+        metrics=cfg.metrics,
+        storage=state.storage,
+        constraints=cfg.constraints,
     )
     if cfg.budget.kind == "trials":
         num_samples = max(1, int(cfg.budget.amount) - _evaluated(previous))

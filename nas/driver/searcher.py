@@ -27,6 +27,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from nas.driver.constraints import SoftLimits
 from nas.driver.ray_adapters import active
 from nas.study.events import (
     SearchState,
@@ -77,6 +78,7 @@ class NasSearcher(Searcher):
     the search running in this process through :func:`nas.driver.ray_adapters.active`."""
 
     CKPT_FILE_TMPL = "searcher-state-{}.json"
+    constraints: tuple[str, ...] = ()  # a searcher saved before --constraint had none
 
     def __init__(
         self,
@@ -85,6 +87,7 @@ class NasSearcher(Searcher):
         study: optuna.Study,
         metrics: list[str],
         storage: optuna.storages.BaseStorage | None = None,
+        constraints: tuple[str, ...] = (),
     ) -> None:
         modes = ["max" if d == optuna.study.StudyDirection.MAXIMIZE else "min"
                  for d in study.directions]  # fmt: skip
@@ -97,6 +100,7 @@ class NasSearcher(Searcher):
         self.storage = storage  # to reopen a restored trial's handle by its number
         self.study_name = study.study_name
         self.metrics = list(metrics)
+        self.constraints = tuple(constraints)  # --constraint, :mod:`nas.driver.constraints`
         self.trials: dict[str, optuna.Trial] = {}  # Ray trial id -> the Optuna trial it trains
         self.reported: dict[str, int] = {}  # Ray trial id -> last samples reported to Optuna
         self.configs: dict[str, dict[str, Any]] = {}  # Ray trial id -> the config it was handed
@@ -164,6 +168,8 @@ class NasSearcher(Searcher):
             if key in earlier.user_attrs:
                 trial.set_user_attr(key, earlier.user_attrs[key])
         trial.set_user_attr("reused_from", earlier.number)
+        for cost, excess in earlier.constraints.items():
+            trial.set_constraint(cost, excess)
         reason = f"same architecture and settings as trial {earlier.number}"
         if earlier.state == TrialState.PRUNED:
             if len(self.metrics) == 1:
@@ -235,6 +241,8 @@ class NasSearcher(Searcher):
         for key, attr in RESULT_ATTRS.items():
             if result.get(key) is not None:
                 trial.set_user_attr(attr, result[key])
+        for cost, excess in SoftLimits(self.constraints).excess(result).items():
+            trial.set_constraint(cost, excess)
         optuna_state = TrialState[row(status).optuna]
         values = None
         if optuna_state == TrialState.COMPLETE:

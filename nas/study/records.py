@@ -40,6 +40,8 @@ class TrialRecord:
     #: its validation accuracy trained again with another seed (the best few only)
     repeat: float | None = None
     pareto: bool = False
+    #: within every ``--constraint`` (Optuna's constraints of the trial all at most 0)
+    feasible: bool = True
     spec: dict[str, Any] | None = field(default=None, repr=False)
     train: dict[str, Any] | None = field(default=None, repr=False)
 
@@ -116,6 +118,7 @@ def _record(t: optuna.trial.FrozenTrial) -> TrialRecord:
         spec_id=a.get("spec_id"),
         reason=a.get("reason"),
         val_acc_std=a.get(VAL_ACC_STD),
+        feasible=all(v <= 0 for v in t.constraints.values()),
         latency_ms_b1=a.get(LATENCY_MS_B1),
         spec=a.get("spec"),
         train=a.get("train"),
@@ -157,9 +160,10 @@ def _rank_key(r: TrialRecord) -> tuple:
 
 
 def best_record(records: list[TrialRecord]) -> TrialRecord | None:
-    """The accuracy-best completed trial (ties: fewer parameters; on a Pareto front, its
-    accuracy-best point)."""
+    """The accuracy-best completed trial within the ``--constraint`` limits, or of all when
+    none is (ties: fewer parameters; on a Pareto front, its accuracy-best point)."""
     done = [r for r in records if r.state == "COMPLETE" and r.value is not None]
+    done = [r for r in done if r.feasible] or done
     return min(done, key=_rank_key) if done else None
 
 
