@@ -31,6 +31,10 @@ class SearchStopped(UsageError):
     architecture fits ``max_params``); the message says why (``nas search`` exits 2)."""
 
 
+#: options given once per value (``action="append"``)
+REPEATED = frozenset({"constraint"})
+
+
 def _flags(options: dict[str, Any]) -> list[str]:
     """``{"max_params": "500k", "resume": True}`` -> ``["--max-params", "500k", "--resume"]``."""
     argv: list[str] = []
@@ -40,6 +44,8 @@ def _flags(options: dict[str, Any]) -> list[str]:
         flag = "--" + key.replace("_", "-")
         if value is True:
             argv.append(flag)
+        elif key in REPEATED and not isinstance(value, str):
+            argv += [f"{flag}={v}" for v in value]  # constraint=["latency<=2ms", ...]
         elif isinstance(value, Iterable) and not isinstance(value, str | bytes | Path):
             argv.append(f"{flag}={','.join(str(v) for v in value)}")
         else:

@@ -107,3 +107,13 @@ def test_transfer_errors_are_one_line(searched, tmp_path, capsys) -> None:
         code = main(["retrain", "--workdir", str(tmp_path), *extra])
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1 and needle in err[0], err
+
+
+def test_options_become_the_cli_flags_a_constraint_once_per_limit() -> None:
+    from nas.api import _flags
+
+    argv = _flags({"objective": ["accuracy", "params"], "constraint": ["latency<=2ms",
+                   "params<=100k"], "resume": True, "max_params": None})  # fmt: skip
+    assert argv == ["--objective=accuracy,params", "--constraint=latency<=2ms",
+                    "--constraint=params<=100k", "--resume"]  # fmt: skip
+    assert _flags({"constraint": "macs<=5M"}) == ["--constraint=macs<=5M"]
