@@ -133,6 +133,22 @@ def test_max_params_rejects_before_a_worker(tmp_path, ray_session):
     assert_stores_agree(study, _mlflow_trials(tmp_path))
 
 
+def test_max_latency_rejects_on_the_worker_without_training(tmp_path, ray_session, capsys):
+    """The latency is the worker's to measure: over ``--max-latency-ms`` a network is
+    measured, reported rejected and not trained."""
+    code = _search(tmp_path, "--budget", "2trials", "--max-latency-ms", "0.0001")
+    study = _study(tmp_path)
+    ran = [t for t in study.trials if t.state.name != "WAITING"]
+    assert ran and all(t.user_attrs.get("status") == "rejected" for t in ran)
+    for t in ran:
+        assert t.state.name == "PRUNED" and t.user_attrs["samples"] == 0
+        assert "over --max-latency-ms 0.0001" in t.user_attrs["reason"]
+        assert t.user_attrs["latency_ms_b1"] > 0.0001
+    assert_stores_agree(study, _mlflow_trials(tmp_path))
+    err = capsys.readouterr().err
+    assert code == 2 and "nas: error: no trial was within --max-latency-ms 0.0001" in err
+
+
 def test_impossible_limit_ends_the_search_with_a_reason(tmp_path, ray_session, capsys):
     assert _search(tmp_path, "--budget", "2trials", "--max-params", "10") == 0
     assert "loosen" in capsys.readouterr().err

@@ -38,6 +38,8 @@ def _search(tmp_path, *extra: str) -> list[str]:
         (("--budget", "3m", "--objective", "params,accuracy"), "accuracy"),
         (("--budget", "3m", "--max-params", "lots"), "'lots'"),
         (("--budget", "3m", "--constraint", "speed<=2"), "'speed<=2'"),
+        (("--budget", "3m", "--max-latency-ms", "fast"), "'fast'"),
+        (("--budget", "3m", "--max-latency-ms", "0"), "--max-latency-ms"),
         (("--budget", "3m", "--constraint", "params<=1k", "--sampler", "random"), "random"),
         (("--budget", "3m", "--constraint", "macs<=1M", "--constraint", "macs<=2M"), "macs"),
         (("--budget", "3m", "--name", "bad name!"), "'bad name!'"),

@@ -100,3 +100,38 @@ def test_the_key_read_on_every_result_is_a_config_key():
     from workers.trial import TRIAL_NUMBER
 
     assert TRIAL_NUMBER in config_keys()
+
+
+class _ReportsOnly:
+    """What a trial may call of Ray Tune when it trains nothing: ``report``."""
+
+    def __init__(self) -> None:
+        self.reports: list[dict] = []
+
+    def report(self, metrics: dict, checkpoint=None) -> None:
+        assert checkpoint is None
+        self.reports.append(metrics)
+
+    def get_checkpoint(self):
+        raise AssertionError("a rejected trial looks for no checkpoint")
+
+
+def test_a_network_over_the_latency_limit_is_measured_rejected_and_not_trained():
+    from test_export_support import spec_2d
+
+    import workers
+    from nas.study.status_table import classify
+    from workers.status import TrialStatus
+    from workers.trainable import _train_trial
+
+    data = workers.get_dataset("digits")
+    spec = spec_2d()
+    spec["input"] = {"dims": 2, "channels": 1, "size": [8, 8]}
+    config = TrialConfig(spec=spec, train={"batch_size": 32}, max_samples=512,
+                         report_at=(512,), max_latency_ms=1e-6)  # fmt: skip
+    tune = _ReportsOnly()
+    _train_trial(tune, config.to_dict(), data)
+    (only,) = tune.reports
+    assert only["status"] == "rejected" and only["samples"] == 0
+    assert only["latency_ms_b1"] > 1e-6 and "over --max-latency-ms 1e-06" in only["reason"]
+    assert classify(only, False, None) == (TrialStatus.REJECTED, only["reason"])

@@ -18,7 +18,9 @@ class TrialStatus(str, Enum):
     """What a trial is doing or how it ended (the value is what stores and reports hold)."""
 
     RUNNING = "running"  # reporting epochs
-    REJECTED = "rejected"  # over a limit, or a spec the catalog refuses: never reached a worker
+    # over a limit, or a spec the catalog refuses: never trained (never reached a worker,
+    # but for --max-latency-ms: the worker measures the latency and trains nothing)
+    REJECTED = "rejected"
     REUSED = "reused"  # same architecture and settings as an earlier trial: its result, not trained
     COMPLETED = "completed"  # trained to its full fidelity
     PRUNED = "pruned"  # stopped early by the scheduler (ASHA / Hyperband)

@@ -30,7 +30,7 @@ from workers.latency import measure_latency
 from workers.memory import peak_mb, reset_peak
 from workers.settings import TrainSettings
 from workers.status import TrialStatus
-from workers.trial import TrialConfig, TrialReport
+from workers.trial import LATENCY_MS_B1, TrialConfig, TrialReport
 
 _STATE_FILE = "trial_state.pt"
 
@@ -123,6 +123,8 @@ def _train_trial(tune: Any, raw_config: dict[str, Any], data: Dataset | None) ->
     data = _load(config, data, device)
     spec = config.spec
     static = _costs(config, data, device)
+    if _over_latency_limit(tune, config, static):
+        return
     max_samples = config.max_samples
     final: dict[str, Any] = {}
     reported = [0]  # samples of the last report (an OOM retry passes them again)
@@ -190,11 +192,28 @@ def _completed(
     return dataclasses.replace(row, **_latency(model, data, config.spec, device))
 
 
+def _over_latency_limit(tune: Any, config: TrialConfig, static: dict[str, Any]) -> bool:
+    """With ``max_latency_ms`` (``--max-latency-ms``), a network whose latency at batch 1,
+    measured before training, is over it is reported ``rejected`` and not trained; True
+    then. The latency is the worker's to measure, so this limit, unlike ``--max-params``,
+    is applied on the worker."""
+    latency = static.get(LATENCY_MS_B1)
+    if config.max_latency_ms is None or latency is None or latency <= config.max_latency_ms:
+        return False
+    reason = (
+        f"latency {latency:.3g} ms at batch 1 is over --max-latency-ms {config.max_latency_ms:g}"
+    )
+    ended = TrialReport(samples=0, val_acc=0.0, status=TrialStatus.REJECTED.value, reason=reason,
+                        **static)  # fmt: skip
+    tune.report(ended.to_dict())
+    return True
+
+
 def _costs(config: TrialConfig, data: Dataset, device: str) -> dict[str, Any]:
     """What every report carries of the trial's costs: params and MACs, and with
     ``latency_first`` the latency of the untrained network."""
     static: dict[str, Any] = {"params": config.params, "macs": config.macs}
-    if config.latency_first:
+    if config.latency_first or config.max_latency_ms is not None:
         model = build_model(config.spec, data.num_classes)[0].to(device)
         static.update(_latency(model, data, config.spec, device))
         del model

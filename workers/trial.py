@@ -76,6 +76,9 @@ class TrialConfig:
     #: measure the latency before training, so that every report carries it (a search
     #: with a latency objective ranks its rungs on it); else only a completed trial's
     latency_first: bool = False
+    #: ``--max-latency-ms``: a network over it at batch 1 is measured, reported ``rejected``
+    #: and not trained
+    max_latency_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The plain dict Ray Tune carries (costs nested under ``cost``)."""

@@ -56,6 +56,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-params", help="reject specs with more parameters (e.g. 500k, 2M)")
     p.add_argument("--max-macs", help="reject specs with more multiply-accumulates (e.g. 50M)")
+    p.add_argument(
+        "--max-latency-ms",
+        help="reject networks slower at batch 1 (e.g. 2): measured on the worker before "
+        "training, which then trains nothing",
+    )
     p.add_argument("--name", default=DEFAULT_NAME, help=f"study name (default: {DEFAULT_NAME})")
     p.add_argument(
         "--workdir",
@@ -186,6 +191,13 @@ def run(args: argparse.Namespace) -> int:
             f"\nnas: search interrupted; continue it with: nas search --resume --workdir {cfg.workdir} --name {cfg.name}\n"
         )
         return 130
+    measured = [r.latency_ms_b1 for r in records if r.latency_ms_b1 is not None]
+    if cfg.max_latency_ms and not completed and measured:
+        out.write(
+            f"nas: error: no trial was within --max-latency-ms {cfg.max_latency_ms:g} (the "
+            f"fastest measured {min(measured):.3g} ms at batch 1); raise the limit\n"
+        )
+        return 2
     out.write(
         f"\nnext: nas ui --workdir {cfg.workdir} --name {cfg.name}   (the trials in MLflow)\n"
         f"      nas leaderboard --workdir {cfg.workdir} --name {cfg.name}\n"

@@ -134,7 +134,7 @@ class DataInfo:
 #: What a resumed search keeps from its first run (search.json), whatever the command says;
 #: the rest (the budget, where it runs) may change on ``--resume``.
 KEPT_ON_RESUME = ("dataset", "data_dir", "space", "objectives", "constraints", "max_params",
-                  "max_macs", "seed",
+                  "max_macs", "max_latency_ms", "seed",
                   "sampler", "scheduler", "epochs", "grace_epochs", "val_fraction",
                   "folds", "warm_start", "checkpoint_uri")  # fmt: skip
 
@@ -152,6 +152,7 @@ class SearchConfig:
     constraints: tuple[str, ...] = ()
     max_params: int | None = None
     max_macs: int | None = None
+    max_latency_ms: float | None = None  # a hard limit, applied on the worker (it measures)
     name: str = DEFAULT_NAME
     workdir: Path = Path(DEFAULT_WORKDIR)
     resume: bool = False
@@ -205,7 +206,7 @@ class SearchConfig:
         """True when an objective or a constraint is the latency: trials measure it before
         training, so that every report carries it."""
         limited = {parse_constraint(text)[0] for text in self.constraints}
-        return "latency" in self.objectives or "latency" in limited
+        return "latency" in self.objectives or "latency" in limited or bool(self.max_latency_ms)
 
     @property
     def multi_objective(self) -> bool:

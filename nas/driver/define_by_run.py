@@ -100,4 +100,5 @@ class DefineByRun:
             trial_number=trial.number,
             warm_start=trial.user_attrs.get("warm_start"),
             latency_first=cfg.latency_ranked,
+            max_latency_ms=cfg.max_latency_ms,
         ).to_dict()

@@ -91,7 +91,8 @@ def classify(
         return S.FAILED, "the trial raised an error (see the Ray logs of the trial)"
     result = result or {}
     reported = TrialStatus.parse(result.get(STATUS))
-    if reported in ENGINE_FAILURES or reported == S.FAILED:  # FAILED: the worker's own error
+    # FAILED: the worker's own error; REJECTED: over --max-latency-ms, measured on the worker
+    if reported in ENGINE_FAILURES or reported in (S.FAILED, S.REJECTED):
         return reported, str(result.get("reason") or reported.value)
     if VAL_ACC not in result:
         return S.STOPPED, "no report before it ended"
