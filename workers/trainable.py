@@ -187,7 +187,7 @@ def _completed(
     """The last report of a completed trial: its status, and its latency measured on the
     trained network unless it was measured before training (``latency_first``)."""
     row = dataclasses.replace(row, status=TrialStatus.COMPLETED.value)
-    if config.latency_first:
+    if config.measures_latency_first:
         return row
     return dataclasses.replace(row, **_latency(model, data, config.spec, device))
 
@@ -213,7 +213,7 @@ def _costs(config: TrialConfig, data: Dataset, device: str) -> dict[str, Any]:
     """What every report carries of the trial's costs: params and MACs, and with
     ``latency_first`` the latency of the untrained network."""
     static: dict[str, Any] = {"params": config.params, "macs": config.macs}
-    if config.latency_first or config.max_latency_ms is not None:
+    if config.measures_latency_first:
         model = build_model(config.spec, data.num_classes)[0].to(device)
         static.update(_latency(model, data, config.spec, device))
         del model

@@ -80,6 +80,12 @@ class TrialConfig:
     #: and not trained
     max_latency_ms: float | None = None
 
+    @property
+    def measures_latency_first(self) -> bool:
+        """The worker measures the latency before training: asked to, or to apply
+        ``max_latency_ms``."""
+        return self.latency_first or self.max_latency_ms is not None
+
     def to_dict(self) -> dict[str, Any]:
         """The plain dict Ray Tune carries (costs nested under ``cost``)."""
         d = dataclasses.asdict(self)

@@ -51,8 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--constraint",
         action="append",
         metavar="COST<=LIMIT",
-        help="a soft limit the sampler steers towards (tpe, local, nsga2; Optuna's "
-        "constraints_func): latency<=2ms, params<=100k or macs<=5M; repeat for several",
+        help="a soft limit the sampler steers towards (tpe, local, nsga2; Optuna's trial "
+        "constraints): latency<=2ms, params<=100k or macs<=5M; repeat for several",
     )
     p.add_argument("--max-params", help="reject specs with more parameters (e.g. 500k, 2M)")
     p.add_argument("--max-macs", help="reject specs with more multiply-accumulates (e.g. 50M)")

@@ -82,14 +82,21 @@ def parse_constraint(text: str) -> tuple[str, float]:
             "(e.g. latency<=2ms, params<=100k, macs<=5M)"
         )
     if cost == "latency":
-        try:
-            limit = float(match.group(2))
-        except ValueError:
-            limit = -1.0
-        if not limit > 0:
-            raise UsageError(f"--constraint {text!r}: the latency limit must be > 0 ms")
-        return cost, limit
+        return cost, parse_milliseconds(f"--constraint {text!r}:", match.group(2))
     return cost, float(parse_count(f"--constraint {text!r}:", match.group(2)))
+
+
+def parse_milliseconds(flag: str, text: str | None) -> float | None:
+    """``2.5`` / ``2.5ms`` -> 2.5 (milliseconds at batch 1, > 0); None passes through."""
+    if text is None:
+        return None
+    try:
+        value = float(str(text).strip().lower().removesuffix("ms"))
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise UsageError(f"{flag} {text!r}: expected milliseconds at batch 1 > 0, such as 2 or 0.5")
+    return value
 
 
 def sqlite_url(path: Path) -> str:

@@ -26,6 +26,7 @@ from nas.core.config import (
     load_saved,
     parse_constraint,
     parse_count,
+    parse_milliseconds,
     parse_objectives,
 )
 from nas.core.credentials import mask_url, redact, register, unmask
@@ -286,7 +287,9 @@ def _fresh_settings(args: argparse.Namespace) -> tuple[Budget, dict[str, Any]]:
         "constraints": _constraints(args),
         "max_params": parse_count("--max-params", args.max_params),
         "max_macs": parse_count("--max-macs", args.max_macs),
-        "max_latency_ms": _milliseconds(getattr(args, "max_latency_ms", None)),
+        "max_latency_ms": parse_milliseconds(
+            "--max-latency-ms", getattr(args, "max_latency_ms", None)
+        ),
         "seed": args.seed,
         "sampler": args.sampler,
         "scheduler": args.scheduler,
@@ -301,23 +304,8 @@ def _fresh_settings(args: argparse.Namespace) -> tuple[Budget, dict[str, Any]]:
     }
 
 
-#: the samplers that take Optuna's ``constraints_func``
+#: the samplers that read the trials' Optuna constraints
 CONSTRAINED_SAMPLERS = ("tpe", "local", "nsga2")
-
-
-def _milliseconds(text: str | None) -> float | None:
-    """``--max-latency-ms 2.5`` -> 2.5; None passes through."""
-    if text is None:
-        return None
-    try:
-        value = float(str(text).strip().lower().removesuffix("ms"))
-    except ValueError:
-        value = -1.0
-    if not 0 < value < float("inf"):
-        raise UsageError(
-            f"--max-latency-ms {text!r}: expected milliseconds at batch 1 > 0, such as 2 or 0.5"
-        )
-    return value
 
 
 def _constraints(args: argparse.Namespace) -> list[str]:
